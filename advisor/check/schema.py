@@ -1,0 +1,84 @@
+"""The check report's JSON schema (schema_version 1): one result per rule per target."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+CHECK_SCHEMA_VERSION = 1
+
+CheckName = Literal["fits-memory", "memory-headroom", "latency-p95", "ttft", "tokens-per-s", "license", "quality"]
+CHECK_NAMES: tuple[str, ...] = CheckName.__args__  # type: ignore[attr-defined]
+# measured/calibrated/spec for estimator figures; catalog for the licence; proxy for the quality
+# proxy; unknown when the model is not in the catalog.
+CheckBasis = Literal["measured", "calibrated", "spec", "catalog", "proxy", "unknown"]
+
+
+class CheckResult(BaseModel):
+    name: CheckName
+    target: str
+    # "unknown": the figure cannot be known (model not in the catalog, quality unscored) and the
+    # policy does not require it; it does not fail the gate.
+    status: Literal["pass", "fail", "unknown"]
+    value: float | str | None = None
+    limit: float | str | list[str] | None = None
+    unit: str = ""
+    basis: CheckBasis
+    message: str                      # one line with the numbers, e.g. "2,345 ms <= 3,000 ms"
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "fail"
+
+
+class TargetResult(BaseModel):
+    target: str
+    target_name: str
+    status: Literal["pass", "fail"]
+    memory_basis: str
+    latency_basis: str
+    figures: dict[str, float] = Field(default_factory=dict)   # the estimate's figures, for MLflow
+    checks: list[CheckResult]
+    notes: list[str] = Field(default_factory=list)
+
+
+class ModelSource(BaseModel):
+    kind: Literal["catalog", "path", "mlflow"]
+    id: str                                   # catalog id, or the id given to an external model
+    name: str
+    in_catalog: bool                          # licence and benchmarks known
+    config_path: str | None = None            # config.json the architecture came from
+    uri: str | None = None                    # models:/NAME/VERSION as given
+    registered_model: str | None = None
+    version: str | None = None
+    params_total: int
+
+
+class CheckReport(BaseModel):
+    schema_version: int = CHECK_SCHEMA_VERSION
+    report_id: str                            # uuid; makes re-sending to MLflow idempotent
+    created_at: str                           # ISO 8601 UTC
+    advisor_version: str
+    status: Literal["pass", "fail"]
+    model: ModelSource
+    task: str | None
+    format: str
+    prompt_tokens: int
+    new_tokens: int
+    batch: int
+    policy: dict                              # the effective policy (file + flags + defaults)
+    targets: list[TargetResult]
+    failed: list[str] = Field(default_factory=list)   # "target:check" for every failed check
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def results(self) -> list[CheckResult]:
+        return [c for t in self.targets for c in t.checks]

@@ -1,0 +1,39 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+catalog_option = click.option(
+    "--catalog", "catalog_paths", multiple=True, metavar="PATH",
+    help="Extra catalog file or folder (repeatable; also ADVISOR_CATALOG_PATH). Later ids override.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def print_json(obj: Any) -> None:
+    """Pydantic models and plain data alike, as indented JSON on stdout."""
+    if hasattr(obj, "model_dump_json"):
+        sys.stdout.write(obj.model_dump_json(indent=2) + "\n")
+    else:
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def info(message: str) -> None:
+    """A note for humans on stderr (keeps stdout clean for --json)."""
+    click.echo(message, err=True)
+
+
+def human_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e9:.2f} GB"

@@ -1,0 +1,223 @@
+"""`advisor recommend`: the main job."""
+
+from __future__ import annotations
+
+import click
+
+from advisor.cli.common import catalog_option, console, info, json_option, print_json
+from advisor.errors import EXIT_FAILED, EXIT_INFRA, UsageError
+
+
+def _params(value: str | None) -> float | None:
+    """Accept 8e9, 8000000000, 8b, 8B, 500m."""
+    if value is None:
+        return None
+    v = value.strip().lower()
+    mult = {"b": 1e9, "m": 1e6, "k": 1e3}.get(v[-1:], 1.0)
+    try:
+        return float(v[:-1] if v[-1:] in "bmk" else v) * mult
+    except ValueError:
+        raise UsageError(f"--max-params '{value}' is not a number (examples: 8e9, 8b, 500m)") from None
+
+
+def _list(values: tuple[str, ...]) -> list[str] | None:
+    out = [x.strip() for v in values for x in v.split(",") if x.strip()]
+    return out or None
+
+
+@click.command()
+@click.option("--task", help="Task profile from catalog/tasks.yaml (summarization, chat, code, ...).")
+@click.option("--target", "targets", multiple=True, metavar="ID",
+              help="local (default) or a hardware.yaml id; repeat for several targets.")
+@click.option("--prompt-tokens", type=click.IntRange(min=1), help="Override the task's typical prompt length.")
+@click.option("--new-tokens", type=click.IntRange(min=1), help="Override the task's typical output length.")
+@click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences per request.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="End-to-end p95 budget (default: the task's).")
+@click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token limit.")
+@click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True), help="Generation throughput floor.")
+@click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), help="Fraction of device memory kept free [0.10].")
+@click.option("--license", "licenses", multiple=True, metavar="ID", help="Allowed licences (repeat or comma-separate).")
+@click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality proxy (0-100).")
+@click.option("--formats", "formats", multiple=True, metavar="F", help="Allowed formats: fp32,bf16,fp16,int8,int4.")
+@click.option("--max-params", help="Largest model to consider (e.g. 8e9 or 8b).")
+@click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
+@click.option("--runtime", type=click.Choice(["transformers", "vllm"]), help="Serving runtime to model [transformers].")
+@click.option("--config", "config_path", type=click.Path(), help="YAML with the same keys as these options.")
+@catalog_option
+@click.option("--no-probe", is_flag=True, help="Use spec and cached figures only; run no probes.")
+@click.option("--budget-s", type=click.FloatRange(min=0, min_open=True), help="Time budget for probing.")
+@click.option("--refresh", is_flag=True, help="Re-measure instead of using cached probe results.")
+@json_option
+@click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), help="Write the report as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the Pareto plot (PNG).")
+@click.option("--all", "show_all", is_flag=True, help="Show every candidate in the table, not just the best.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow (the report is still saved locally).")
+@click.option("--tracking-uri", help="MLflow tracking URI [MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")
+@click.option("--experiment", help="MLflow experiment [model-advisor].")
+def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
+              memory_headroom, licenses, min_quality, formats, max_params, gpu_hour_cost, runtime, config_path,
+              catalog_paths, no_probe, budget_s, refresh, as_json, markdown_path, plot_path, show_all, no_mlflow,
+              tracking_uri, experiment):
+    """Recommend the small or large model for a task, on this machine or named targets.
+
+    \b
+    Examples:
+      advisor recommend --task summarization
+      advisor recommend --task chat --target a10g-24gb --target l4-24gb --max-latency-ms 3000
+      advisor recommend --task code --formats int8,int4 --license apache-2.0 --json
+    Exit codes: 0 a model was recommended, 1 no model meets the constraints,
+    2 bad arguments, 3 MLflow failed (the report is kept; send it with `advisor log`).
+    """
+    from advisor.recommend.config import RecommendConfig, load_config
+
+    cfg = load_config(config_path) if config_path else RecommendConfig()
+    flags = dict(max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
+                 memory_headroom=memory_headroom, license=_list(licenses), min_quality=min_quality,
+                 formats=_list(formats), max_params=_params(max_params), gpu_hour_cost=gpu_hour_cost)
+    constraints = {k: v for k, v in cfg.model_dump().items()
+                   if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime") and v is not None}
+    task = task or cfg.task
+    if not task:
+        from advisor.catalog.loader import get_catalog
+
+        raise UsageError("--task is required", hint="tasks: " + ", ".join(sorted(get_catalog(catalog_paths).tasks)))
+    from advisor.recommend.engine import recommend as run
+
+    with _progress(enabled=not as_json) as progress:
+        rec = run(task, targets=list(targets) or cfg.targets or ["local"],
+                  prompt_tokens=prompt_tokens or cfg.prompt_tokens, new_tokens=new_tokens or cfg.new_tokens,
+                  batch=batch or cfg.batch, constraints=constraints, catalog_paths=catalog_paths,
+                  runtime=runtime or cfg.runtime or "transformers", probe=not no_probe, budget_s=budget_s,
+                  refresh=refresh, progress=progress, **flags)
+
+    from advisor.recommend.report import to_markdown
+
+    markdown = to_markdown(rec)
+    if markdown_path:
+        _write(markdown_path, markdown)
+    png = None
+    if plot_path:
+        from advisor.recommend.plot import pareto_png
+
+        png = pareto_png(rec, plot_path)
+    exit_code = 0 if all(t.status == "ok" for t in rec.targets) else EXIT_FAILED
+    saved = _record(rec, markdown, png, send=not no_mlflow, tracking_uri=tracking_uri, experiment=experiment)
+    if as_json:
+        print_json(rec)
+    else:
+        _show(rec, show_all)
+    if saved is not None:
+        folder, run_id, error = saved
+        if error:
+            info(f"error: MLflow failed ({error}); the report is kept at {folder}; send it later with "
+                 f"`advisor log {folder}`")
+            return EXIT_INFRA
+        if run_id:
+            info(f"logged to MLflow run {run_id}; report saved at {folder}")
+        else:
+            info(f"report saved at {folder} (not sent: --no-mlflow)")
+    return exit_code
+
+
+def _write(path: str, text: str) -> None:
+    from pathlib import Path
+
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _record(rec, markdown: str, png, *, send: bool, tracking_uri, experiment):
+    """Save the report locally first, then send it to MLflow. Returns (folder, run_id, error) or None."""
+    try:
+        from advisor.tracking.api import record
+    except ImportError:
+        return None
+    files = {"report.md": markdown.encode()}
+    if png is not None:
+        files["pareto.png"] = png
+    if rec.hardware:
+        import json
+
+        files["hardware.json"] = json.dumps(rec.hardware, indent=2, default=str).encode()
+    if rec.probes:
+        import json
+
+        files["probes.json"] = json.dumps(rec.probes, indent=2, default=str).encode()
+    res = record("recommendation", rec, files, send=send, tracking_uri=tracking_uri, experiment=experiment)
+    return res.folder, res.run_id, res.error
+
+
+class _progress:
+    """A rich progress bar on stderr while estimating and probing; silent for --json."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                             TimeElapsedColumn(), console=console(stderr=True), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("starting", total=1)
+
+        def update(message: str, done: int, total: int):
+            self._bar.update(self._task, description=message[:60], completed=done, total=max(total, 1))
+
+        return update
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+        return False
+
+
+def _show(rec, show_all: bool) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from advisor.recommend.constraints import gb, secs
+
+    out = console()
+    for t in rec.targets:
+        cands = [c for c in rec.candidates if c.target == t.target]
+        cands.sort(key=lambda c: (not c.passed, -(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
+        shown = cands if show_all else [c for c in cands if c.passed][:12] + [c for c in cands if not c.passed][:8]
+        table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}): "
+                            f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
+                      title_justify="left", show_lines=False)
+        for col, just in (("model", "left"), ("fmt", "left"), ("tier", "left"), ("quality*", "right"),
+                          ("memory", "right"), ("TTFT", "right"), ("p95 e2e", "right"), ("tok/s", "right"),
+                          ("basis", "left"), ("$/Mtok", "right"), ("result", "left")):
+            table.add_column(col, justify=just, overflow="fold")
+        picks = {c.key: lbl for lbl, c in (("small", t.small), ("large", t.large), ("PICK", t.pick)) if c}
+        for c in shown:
+            mark = picks.get(c.key)
+            result = ("[green]pass[/green]" + (" (frontier)" if c.on_frontier else "")) if c.passed else \
+                "[red]" + "; ".join(c.reasons) + "[/red]"
+            if mark:
+                result = f"[bold]{mark}[/bold] " + result
+            table.add_row(c.model, c.format, c.tier, "unscored" if c.quality is None else f"{c.quality:.1f}",
+                          gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms), f"{c.tokens_per_s:.1f}",
+                          c.latency_basis, "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
+        out.print(table)
+        if not show_all and len(cands) > len(shown):
+            out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
+        body = t.verdict
+        if t.what_it_would_take:
+            body += "\n\nWhat it would take to run the best large model:\n" + "\n".join(f"  - {w}" for w in t.what_it_would_take)
+        if t.status == "no-candidate":
+            body += "\n\nClosest misses:\n" + "\n".join(f"  - {c.model} ({c.format}): {'; '.join(c.reasons)}" for c in t.closest_misses)
+            body += "\n\nTo relax:\n" + "\n".join(f"  - {r}" for r in t.to_relax)
+        out.print(Panel(body, title="verdict", border_style="green" if t.status == "ok" else "red"))
+    g = rec.generation
+    out.print(f"Suggested generation settings: temperature {g.temperature}, top_p {g.top_p}, "
+              f"max_new_tokens {g.max_new_tokens}. {g.rationale}")
+    for n in rec.notes:
+        out.print(f"[dim]note: {n}[/dim]")

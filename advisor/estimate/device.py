@@ -1,0 +1,91 @@
+"""DeviceSpec: the figures of one device type that the estimator needs, from a named target or a detected profile.
+
+Named targets and a local GPU matched to one use datasheet peaks (basis 'spec'). A local CPU's peak
+is a rough spec: cores x max frequency x fp32 FLOPs per cycle from its ISA flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from advisor.catalog.schema import HardwareTarget
+from advisor.errors import UsageError
+from advisor.estimate.runtime import RuntimeProfile
+from advisor.hardware.schema import HardwareProfile
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    id: str                                   # target id or "local"
+    name: str
+    kind: Literal["gpu", "cpu"]
+    memory_bytes: int                         # one device
+    count: int                                # devices of this type available
+    bandwidth_gbs: float                      # datasheet (or NVML-derived) peak
+    peak_tflops: dict[str, float]             # dtype -> datasheet dense peak
+    ram_bytes: int | None = None              # host RAM for offload; None when unknown
+    workspace_key: str = "default"            # which gemm_workspace_bytes entry applies
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def tflops(self, dtype: str) -> float | None:
+        """Peak for a compute dtype; bf16 and fp16 stand in for each other when only one is listed."""
+        if dtype in self.peak_tflops:
+            return self.peak_tflops[dtype]
+        twin = {"bf16": "fp16", "fp16": "bf16"}.get(dtype)
+        if twin and twin in self.peak_tflops:
+            return self.peak_tflops[twin]
+        return self.peak_tflops.get("fp32")
+
+
+def from_target(target: HardwareTarget) -> DeviceSpec:
+    # memory_gb is read as decimal GB (1e9): slightly conservative against NVML totals.
+    return DeviceSpec(id=target.id, name=target.name, kind=target.kind, memory_bytes=int(target.memory_gb * 1e9),
+                      count=target.gpus if target.kind == "gpu" else 1,
+                      bandwidth_gbs=target.memory_bandwidth_gbs, peak_tflops=dict(target.peak_tflops),
+                      ram_bytes=int(target.memory_gb * 1e9) if target.kind == "cpu" else None,
+                      workspace_key=target.id)
+
+
+def cpu_peak_tflops(cores: int, mhz: float, flags: list[str], runtime: RuntimeProfile) -> dict[str, float]:
+    """Rough CPU spec: cores x GHz x FLOPs/cycle of the widest ISA present (table in runtimes.yaml)."""
+    table = runtime.cpu_flops_per_cycle.values
+    flags_l = {f.lower() for f in flags}
+    per_cycle = max([table[f] for f in table if f in flags_l and f != "default"], default=table.get("default", 4.0))
+    fp32 = cores * mhz * 1e6 * per_cycle / 1e12
+    boost = max([runtime.cpu_bf16_speedup.values[f] for f in runtime.cpu_bf16_speedup.values
+                 if f in flags_l and f != "default"], default=runtime.cpu_bf16_speedup.get(None, 1.0))
+    return {"fp32": fp32, "bf16": fp32 * boost, "fp16": fp32}
+
+
+def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], runtime: RuntimeProfile) -> DeviceSpec:
+    """The local machine: first GPU (all GPUs assumed alike), else the CPU."""
+    ram = profile.cpu.ram_available_bytes or profile.cpu.ram_total_bytes
+    if profile.gpus:
+        gpu = profile.gpus[0]
+        matched = targets.get(gpu.matched_target) if gpu.matched_target else None
+        notes = []
+        if matched is None:
+            notes.append(f"GPU '{gpu.name}' is not in hardware.yaml: no datasheet peaks; latency needs probe rates")
+        memory = gpu.memory_total_bytes or (int(matched.memory_gb * 1e9) if matched else None)
+        if not memory:
+            raise UsageError(f"cannot read the memory size of local GPU '{gpu.name}'",
+                             hint="pass --target ID to estimate for a named target")
+        bandwidth = gpu.peak_bandwidth_gbs or (matched.memory_bandwidth_gbs if matched else 0.0)
+        return DeviceSpec(id="local", name=gpu.name or "local GPU", kind="gpu", memory_bytes=int(memory),
+                          count=max(profile.gpu_count, len(profile.gpus)), bandwidth_gbs=bandwidth,
+                          peak_tflops=dict(matched.peak_tflops) if matched else {}, ram_bytes=ram,
+                          workspace_key=matched.id if matched else "default", notes=tuple(notes))
+    cpu = profile.cpu
+    cores = cpu.physical_cores or cpu.logical_cores or 1
+    mhz = cpu.max_frequency_mhz or 2000.0  # unknown frequency: a middling 2 GHz, said in the notes
+    notes = ["CPU peak is a rough spec (cores x max frequency x FLOPs/cycle of its ISA)"]
+    if not cpu.max_frequency_mhz:
+        notes.append("CPU frequency unknown: 2 GHz assumed")
+    memory = cpu.ram_available_bytes or cpu.ram_total_bytes
+    if not memory:
+        raise UsageError("cannot read this machine's RAM size", hint="pass --target ID")
+    return DeviceSpec(id="local", name=cpu.model_name or "local CPU", kind="cpu", memory_bytes=int(memory), count=1,
+                      bandwidth_gbs=runtime.cpu_bandwidth_gbs.value,
+                      peak_tflops=cpu_peak_tflops(cores, mhz, cpu.flags, runtime), ram_bytes=None,
+                      notes=tuple(notes))

@@ -1,0 +1,181 @@
+"""Memory model: weights, KV cache and the transient buffers of a forward, term by term (pure functions).
+
+Peak (what torch.cuda.max_memory_allocated reports) = weights + the largest of
+  prefill: retained earlier outputs + this prompt's KV + max(LM head, last MLP, eager attention) + GEMM workspace
+  decode:  KV of prompt + new tokens + one-position logits + GEMM workspace
+Every constant (how many outputs are retained, copies, workspace) comes from catalog/runtimes.yaml.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from advisor.catalog.params import param_breakdown
+from advisor.catalog.schema import Architecture
+from advisor.estimate.runtime import QuantSettings, RuntimeProfile
+
+KV_FORMAT_BYTES = {"fp16": 2, "fp8": 1}
+
+
+def activation_bytes(fmt: str) -> int:
+    """Bytes of one activation element: fp32 models compute in fp32; all others in 16-bit."""
+    return 4 if fmt == "fp32" else 2
+
+
+def kv_element_bytes(kv_format: str, fmt: str, runtime_id: str) -> int:
+    # transformers' DynamicCache holds K/V in the model dtype, so an fp32 model has a 4-byte cache.
+    if runtime_id == "transformers" and fmt == "fp32" and kv_format == "fp16":
+        return 4
+    return KV_FORMAT_BYTES[kv_format]
+
+
+def linear_out_channels(arch: Architecture) -> int:
+    """Output channels of every quantisable linear (all layers, all experts): one int8 scale each."""
+    hd = arch.head_size
+    attn = arch.num_attention_heads * hd + 2 * arch.kv_heads * hd + arch.hidden_size
+    mlp = (2 * arch.ffn_size + arch.hidden_size) if arch.gated_mlp else (arch.ffn_size + arch.hidden_size)
+    experts = arch.num_local_experts or 1
+    return arch.num_hidden_layers * (attn + mlp * experts)
+
+
+def weight_terms(arch: Architecture, fmt: str, bytes_per_param: float, quant: QuantSettings,
+                 group_size: int | None = None) -> dict[str, int]:
+    """Weight bytes by part. Tied embeddings count once (param_breakdown); MoE holds every expert."""
+    pb = param_breakdown(arch)
+    if fmt not in ("int8", "int4"):
+        return {"weights": int(pb.total * bytes_per_param)}
+    linear = pb.attention + pb.mlp                       # quantised (biases and qk-norms ride along: tiny)
+    kept = pb.embedding + pb.positions + pb.norms + pb.lm_head
+    terms = {"weights_quantised": int(linear * bytes_per_param),
+             "weights_16bit": int(kept * quant.unquantised_bytes)}
+    if fmt == "int8":
+        terms["quant_scales"] = int(linear_out_channels(arch) * quant.scale_bytes)
+    else:
+        groups = math.ceil(linear / (group_size or quant.default_group_size))
+        terms["quant_scales"] = int(groups * (quant.scale_bytes + quant.zero_bytes))
+    return terms
+
+
+def kv_cache_bytes(arch: Architecture, tokens: int, batch: int, element_bytes: int) -> int:
+    """layers x 2 (K and V) x kv_heads x head_dim x tokens x batch x bytes; sliding layers keep one window."""
+    per_token_layer = 2 * arch.kv_heads * arch.head_size * batch * element_bytes
+    sliding = arch.sliding_layers()
+    window = arch.sliding_window or tokens
+    return per_token_layer * ((arch.num_hidden_layers - sliding) * tokens + sliding * min(tokens, window))
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    weights: int
+    kv_cache: int                 # the request's cache at its longest (prompt + new tokens)
+    activations: int              # peak - weights - kv_cache
+    peak: int
+    phase: str                    # "prefill" or "decode": where the peak happens
+    terms: dict[str, int] = field(default_factory=dict)
+
+
+def transient_terms(arch: Architecture, *, batch: int, prompt: int, act_bytes: int, kv_prompt: int,
+                    runtime: RuntimeProfile, workspace: int) -> dict[str, int]:
+    """Named buffers alive at the prefill peak besides the weights."""
+    b, p, h, v = batch, prompt, arch.hidden_size, arch.vocab_size
+    head_positions = p if runtime.logits_all_positions else 1
+    logits = b * head_positions * v * act_bytes
+    hidden = b * p * h * act_bytes
+    c = runtime.hidden_live_copies.value
+    lm_head = logits * (1 + runtime.extra_logits_copies.get(arch.model_type)) + c * hidden
+    mlp = (c + 1) * hidden + runtime.mlp_live_intermediates.value * b * p * arch.ffn_size * act_bytes
+    attention = 0
+    if arch.model_type in runtime.eager_attention_types:
+        # scores of one layer (fp16 units x copies) plus the 4D mask
+        attention = (c + 1) * hidden + b * p * p * (runtime.attention_score_copies.value * arch.num_attention_heads
+                                                   * 2 + act_bytes)
+    phases = {"lm_head": lm_head, "mlp": mlp, "attention": attention}
+    worst = max(phases, key=phases.get)
+    retained = runtime.retained_outputs.value
+    return {
+        "retained_outputs": int(retained * (logits + kv_prompt)),
+        "prompt_kv": kv_prompt,
+        "logits": int(logits),
+        f"prefill_{worst}_buffers": int(phases[worst] - (logits if worst == "lm_head" else 0)),
+        "gemm_workspace": workspace,
+    }
+
+
+def memory_breakdown(arch: Architecture, *, fmt: str, bytes_per_param: float, kv_format: str, batch: int,
+                     prompt: int, new: int, runtime: RuntimeProfile, workspace: int,
+                     group_size: int | None = None) -> MemoryBreakdown:
+    """The whole peak of one request on one (unsplit) device, every term named."""
+    wterms = weight_terms(arch, fmt, bytes_per_param, runtime.quantization, group_size)
+    weights = sum(wterms.values())
+    act = activation_bytes(fmt)
+    kv_el = kv_element_bytes(kv_format, fmt, runtime.id)
+    kv_prompt = kv_cache_bytes(arch, prompt, batch, kv_el)
+    kv_full = kv_cache_bytes(arch, prompt + new, batch, kv_el)
+    if runtime.id == "vllm":
+        # vLLM's profile forward runs max_num_batched_tokens tokens and fp32 sampler logits for max_num_seqs.
+        tokens = int(runtime.max_num_batched_tokens.value) if runtime.max_num_batched_tokens else batch * prompt
+        h = tokens * arch.hidden_size * act
+        profile = {
+            "profile_hidden": int(runtime.hidden_live_copies.value * h),
+            "profile_mlp": int(runtime.mlp_live_intermediates.value * tokens * arch.ffn_size * act),
+            "sampler_logits": int((runtime.max_num_seqs.value if runtime.max_num_seqs else batch) * arch.vocab_size * 4),
+            "gemm_workspace": workspace,
+        }
+        activations = sum(profile.values())
+        terms = {**wterms, "kv_cache": kv_full, **profile}
+        return MemoryBreakdown(weights, kv_full, activations, weights + kv_full + activations, "prefill", terms)
+    pre = transient_terms(arch, batch=batch, prompt=prompt, act_bytes=act, kv_prompt=kv_prompt,
+                          runtime=runtime, workspace=workspace)
+    prefill_extra = sum(pre.values())
+    step_logits = int((1 + runtime.retained_outputs.value) * batch * arch.vocab_size * act)
+    decode_extra = kv_full + step_logits + workspace
+    if prefill_extra >= decode_extra:
+        peak, phase = weights + prefill_extra, "prefill"
+        terms = {**wterms, **pre}
+    else:
+        peak, phase = weights + decode_extra, "decode"
+        terms = {**wterms, "kv_cache": kv_full, "decode_logits": step_logits, "gemm_workspace": workspace}
+    return MemoryBreakdown(weights, kv_full, peak - weights - kv_full, peak, phase, terms)
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    per_device: int               # peak share + overhead on one device
+    overhead: int
+    offload: int                  # bytes of weights that must live in host RAM
+    available: int
+    fits: bool
+    verdict: str                  # fits | fits-with-offload | does-not-fit
+    kv_pool: int | None = None
+    concurrent: int | None = None
+
+
+def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_bytes: int, ram_bytes: int | None,
+                 runtime: RuntimeProfile, kv_one_sequence: int) -> DeviceShare:
+    """Split over `gpus` devices: weights and KV divide; transient buffers land whole on one device
+    (logits are gathered for the LM head), which keeps the check conservative."""
+    share = math.ceil((mb.weights + mb.kv_cache) / gpus) + mb.activations
+    gpu = device_kind == "gpu"
+    overhead = int(runtime.cuda_context_bytes.value) if gpu else 0
+    if runtime.id == "vllm":
+        overhead += int(runtime.cuda_graph_bytes.value) if runtime.cuda_graph_bytes else 0
+        available = int(memory_bytes * runtime.gpu_memory_utilization.value)
+        per_device = share + overhead
+        fits = per_device <= available
+        pool = available - (per_device - math.ceil(mb.kv_cache / gpus))
+        per_seq = max(1, math.ceil(kv_one_sequence / gpus))
+        concurrent = max(0, pool // per_seq)
+        return DeviceShare(per_device, overhead, 0, available, fits, "fits" if fits else "does-not-fit",
+                           kv_pool=max(0, pool), concurrent=concurrent)
+    overhead += int(runtime.allocator_slack_fraction.value * share)
+    per_device = share + overhead
+    fits = per_device <= memory_bytes
+    if fits:
+        return DeviceShare(per_device, overhead, 0, memory_bytes, True, "fits")
+    excess = per_device - memory_bytes
+    weights_share = math.ceil(mb.weights / gpus)
+    if gpu and ram_bytes and excess < weights_share and excess * gpus <= ram_bytes * runtime.host_ram_usable_fraction.value:
+        # accelerate device_map="auto": layers that do not fit stay in host RAM
+        return DeviceShare(per_device, overhead, excess * gpus, memory_bytes, False, "fits-with-offload")
+    return DeviceShare(per_device, overhead, 0, memory_bytes, False, "does-not-fit")

@@ -1,0 +1,99 @@
+"""Shared pieces of the probes: their configuration, the time budget and the outcomes they signal.
+
+Every probe (microprobes, architecture probe, real-model probe) takes a ProbeConfig, checks its
+Budget between phases and raises DoesNotFit / BudgetExhausted instead of crashing; the orchestrator
+in advisor.probe.api turns those into a CalibrationResult with a clear reason.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_BUDGET_S = 60.0
+DEFAULT_MEMORY_FRACTION = 0.5
+ProbeDtype = Literal["fp32", "bf16", "fp16"]
+PROBED_FORMATS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+TORCH_MISSING = "torch is not installed (pip install 'model-advisor[probe]')"
+
+Progress = Callable[[str, float], None]   # (what is happening, fraction done 0..1)
+
+
+class ProbeConfig(BaseModel):
+    """How a probe may use the machine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = None                     # None: cuda:0 when available, else cpu
+    budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)
+    memory_fraction: float = Field(default=DEFAULT_MEMORY_FRACTION, gt=0, le=0.95)
+    decode_steps: int = Field(default=12, ge=2)   # timed decode steps of the architecture probe
+    prefill_repeats: int = Field(default=3, ge=1)
+    warmup_steps: int = Field(default=3, ge=0)
+
+
+class ProbeError(Exception):
+    """A probe could not produce a figure; the message says why in one line."""
+
+
+class BudgetExhausted(ProbeError):
+    """The time budget ran out before the minimum set of timings was taken."""
+
+
+class DoesNotFit(ProbeError):
+    """The probe would not fit in (the allowed share of) free device memory, or hit out-of-memory."""
+
+
+class Budget:
+    """A deadline shared by the phases of one probe run."""
+
+    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.perf_counter):
+        self.seconds = seconds
+        self._clock = clock
+        self.start = clock()
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self.start
+
+    @property
+    def left(self) -> float:
+        return float("inf") if self.seconds is None else self.seconds - self.elapsed
+
+    def exhausted(self, reserve_s: float = 0.0) -> bool:
+        return self.left <= reserve_s
+
+    def check(self, what: str) -> None:
+        if self.exhausted():
+            raise BudgetExhausted(f"budget exhausted ({self.seconds:g} s) before {what}")
+
+    def sub(self, share: float) -> "Budget":
+        """A budget for one phase: `share` of what is left (the parent deadline still applies)."""
+        if self.seconds is None:
+            return Budget(None, self._clock)
+        return Budget(max(0.0, self.left * share), self._clock)
+
+
+def report(progress: Progress | None, what: str, fraction: float) -> None:
+    if progress is not None:
+        try:
+            progress(what, min(1.0, max(0.0, fraction)))
+        except Exception:  # a broken progress display must never stop a measurement
+            pass
+
+
+class Probe(ABC):
+    """One kind of measurement on the local device."""
+
+    name: str = "probe"
+
+    def __init__(self, config: ProbeConfig | None = None, progress: Progress | None = None):
+        self.config = config or ProbeConfig()
+        self.progress = progress
+
+    @abstractmethod
+    def run(self, budget: Budget) -> Any:
+        """Measure; raise DoesNotFit or BudgetExhausted when nothing usable was measured."""

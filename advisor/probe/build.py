@@ -1,0 +1,189 @@
+"""Build a truncated decoder (random weights, no download) and a full-size LM head for the probes.
+
+With transformers installed the decoder is transformers' own class for the model_type, built from
+a config made from the Architecture (AutoModel.from_config, attn_implementation="sdpa"); without
+it, or for a model_type it does not know, the built-in Llama-style block (advisor.probe.blocks).
+The LM head is built on its own at full vocabulary size because it does not scale with depth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from advisor.catalog.schema import Architecture
+
+TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+# The truncated decoder never needs the real vocabulary: the LM head is timed on its own.
+SMALL_VOCAB = 512
+
+
+def torch_dtype(fmt: str):
+    import torch
+
+    return getattr(torch, TORCH_DTYPES[fmt])
+
+
+def cheap_fill_(module: Any, scale: float = 0.02) -> None:
+    """Fill parameters with small pseudo-random values quickly (a random block tiled over each tensor).
+
+    Random normal init of a 150k-vocabulary table takes seconds on a small CPU; timings do not depend
+    on the values as long as they are finite and not denormal.
+    """
+    import torch
+
+    with torch.no_grad():
+        for p in module.parameters():
+            flat = p.data.view(-1)
+            block = torch.empty(min(flat.numel(), 1 << 16), dtype=p.dtype, device=p.device).uniform_(-scale, scale)
+            n = flat.numel()
+            reps = n // block.numel()
+            if reps:
+                flat[: reps * block.numel()].view(reps, -1).copy_(block.expand(reps, -1))
+            rest = n - reps * block.numel()
+            if rest:
+                flat[n - rest:].copy_(block[:rest])
+
+
+def hf_config_kwargs(arch: Architecture, layers: int, vocab_size: int, min_positions: int) -> dict:
+    kw: dict[str, Any] = {
+        "hidden_size": arch.hidden_size,
+        "num_hidden_layers": layers,
+        "num_attention_heads": arch.num_attention_heads,
+        "vocab_size": vocab_size,
+        "max_position_embeddings": max(arch.max_position_embeddings or 0, min_positions),
+        "tie_word_embeddings": arch.tie_word_embeddings,
+        "bos_token_id": None, "eos_token_id": None, "pad_token_id": None,
+    }
+    if arch.model_type == "gpt2":
+        kw = {"n_embd": arch.hidden_size, "n_layer": layers, "n_head": arch.num_attention_heads,
+              "n_inner": arch.intermediate_size, "n_positions": kw["max_position_embeddings"],
+              "vocab_size": vocab_size, "tie_word_embeddings": arch.tie_word_embeddings,
+              "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+        return kw
+    if arch.num_key_value_heads is not None:
+        kw["num_key_value_heads"] = arch.num_key_value_heads
+    if arch.head_dim is not None:
+        kw["head_dim"] = arch.head_dim
+    if arch.intermediate_size is not None:
+        kw["intermediate_size"] = arch.intermediate_size
+    if arch.sliding_window is not None:
+        kw["sliding_window"] = arch.sliding_window
+    if arch.layer_types is not None:
+        kw["layer_types"] = list(arch.layer_types[:layers])
+    if arch.attention_bias is not None:
+        kw["attention_bias"] = arch.attention_bias
+    if arch.num_local_experts is not None:
+        kw["num_local_experts"] = arch.num_local_experts
+        kw["num_experts"] = arch.num_local_experts
+        kw["num_experts_per_tok"] = arch.num_experts_per_tok
+    return kw
+
+
+def find_layers(module: Any, count: int) -> list:
+    """The decoder blocks: the ModuleList of `count` entries with the most parameters."""
+    from torch import nn
+
+    best, best_n = None, -1
+    for sub in module.modules():
+        if isinstance(sub, nn.ModuleList) and len(sub) == count:
+            n = sum(p.numel() for p in sub.parameters())
+            if n > best_n:
+                best, best_n = sub, n
+    if best is None:
+        raise RuntimeError("cannot find the decoder layers")
+    return list(best)
+
+
+@dataclass
+class Body:
+    """A truncated decoder: forward(ids, cache) -> (last hidden states, cache)."""
+
+    module: Any
+    layers: list
+    forward: Callable[[Any, Any], tuple[Any, Any]]
+    backend: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _build_transformers(arch: Architecture, layers: int, dtype, device: str, min_positions: int) -> Body:
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # older transformers
+        from transformers.modeling_utils import no_init_weights
+
+    cfg = AutoConfig.for_model(arch.model_type, **hf_config_kwargs(arch, layers, SMALL_VOCAB, min_positions))
+    with no_init_weights(), torch.device(device):
+        try:
+            module = AutoModel.from_config(cfg, dtype=dtype, attn_implementation="sdpa")
+        except TypeError:
+            module = AutoModel.from_config(cfg, torch_dtype=dtype, attn_implementation="sdpa")
+    module.eval()
+    cheap_fill_(module)
+
+    def forward(ids, cache):
+        out = module(input_ids=ids, past_key_values=cache, use_cache=True)
+        return out.last_hidden_state, out.past_key_values
+
+    return Body(module, find_layers(module, layers), forward, "transformers")
+
+
+def _build_builtin(arch: Architecture, layers: int, dtype, device: str) -> Body:
+    import torch
+
+    from advisor.probe.blocks import build_llama_like
+
+    with torch.device(device):
+        module = build_llama_like(arch, layers, vocab_size=SMALL_VOCAB).to(dtype)
+    module.eval()
+    cheap_fill_(module)
+    return Body(module, list(module.layers), lambda ids, cache: module(ids, cache), "built-in")
+
+
+def transformers_available() -> bool:
+    try:
+        import transformers  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def build_body(arch: Architecture, layers: int, fmt: str, device: str, *, min_positions: int = 0,
+               prefer: str = "transformers") -> Body:
+    dtype = torch_dtype(fmt)
+    if prefer == "transformers" and transformers_available():
+        try:
+            return _build_transformers(arch, layers, dtype, device, min_positions)
+        except (ValueError, KeyError, ImportError) as exc:  # unknown model_type, missing class
+            body = _build_builtin(arch, layers, dtype, device)
+            body.notes.append(f"transformers cannot build model_type '{arch.model_type}' "
+                              f"({type(exc).__name__}); timed the built-in Llama-style block instead")
+            return body
+    body = _build_builtin(arch, layers, dtype, device)
+    if prefer == "transformers":
+        body.notes.append("transformers is not installed: timed the built-in Llama-style block")
+    return body
+
+
+class LMHead:
+    """The full-vocabulary LM head (and final logit soft-capping where the architecture has it)."""
+
+    def __init__(self, arch: Architecture, fmt: str, device: str):
+        import torch
+        from torch import nn
+
+        with torch.device(device):
+            self.linear = nn.Linear(arch.hidden_size, arch.vocab_size, bias=False, dtype=torch_dtype(fmt))
+        cheap_fill_(self.linear)
+        self.softcap = 30.0 if arch.model_type in ("gemma2",) else None
+
+    def __call__(self, hidden):
+        import torch
+
+        logits = self.linear(hidden)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits

@@ -1,0 +1,118 @@
+"""The recommendation's JSON schema (schema_version 1), shared by the CLI, MLflow logging and check."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from advisor.estimate.schema import Basis
+
+RECOMMENDATION_SCHEMA_VERSION = 1
+
+
+class Constraints(BaseModel):
+    """What the user asks of a deployment. The same keys are accepted from --config advisor.yaml."""
+
+    model_config = {"extra": "forbid"}
+
+    max_latency_ms: float | None = Field(default=None, gt=0, description="end-to-end p95 budget")
+    max_ttft_ms: float | None = Field(default=None, gt=0)
+    min_tokens_per_s: float | None = Field(default=None, gt=0)
+    memory_headroom: float = Field(default=0.10, ge=0, lt=1, description="fraction of device memory kept free")
+    license: list[str] | None = None              # allow-list
+    min_quality: float | None = Field(default=None, ge=0, le=100)
+    formats: list[Literal["fp32", "bf16", "fp16", "int8", "int4"]] | None = None
+    max_params: float | None = Field(default=None, gt=0)
+    gpu_hour_cost: float | None = Field(default=None, ge=0, description="USD per device-hour")
+
+
+class RequestShape(BaseModel):
+    prompt_tokens: int = Field(gt=0)
+    new_tokens: int = Field(gt=0)
+    batch: int = Field(default=1, gt=0)
+
+
+class Candidate(BaseModel):
+    """One (model, format, target) combination with every figure and why it passed or not."""
+
+    key: str                                     # "qwen2.5-3b:int8@a10g-24gb"
+    model: str
+    name: str
+    tier: str
+    format: str
+    target: str
+    params_total: int
+    params_active: int | None = None
+    license: str
+    verdict: Literal["fits", "fits-with-offload", "does-not-fit"]
+    memory_bytes: int                            # per-device need (peak share + overhead)
+    memory_limit_bytes: int                      # device memory minus headroom
+    memory_basis: Basis
+    ttft_ms: float
+    decode_ms_per_token: float
+    e2e_p50_ms: float
+    e2e_p95_ms: float
+    tokens_per_s: float
+    latency_basis: Basis
+    latency_bound: str
+    quality: float | None                        # proxy; None = unscored
+    quality_base: float | None = None
+    quality_format_delta: float = 0.0
+    quality_benchmarks: list[str] = Field(default_factory=list)
+    quality_coverage: float = 0.0
+    cost_per_mtok_usd: float | None = None       # per million generated tokens
+    energy_kwh_per_mtok: float | None = None     # measured only
+    passed: bool
+    reasons: list[str] = Field(default_factory=list)      # why rejected, with numbers
+    binding: list[str] = Field(default_factory=list)      # constraint keys that rejected it
+    on_frontier: bool = False
+
+
+class GenerationAdvice(BaseModel):
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    rationale: str
+
+
+class TargetRecommendation(BaseModel):
+    """The answer for one target (local machine or a named hardware target)."""
+
+    target: str
+    target_name: str
+    device_summary: str                          # "1 x NVIDIA A10G (24 GB)"
+    hardware_fingerprint: str | None = None
+    status: Literal["ok", "no-candidate"]
+    pick: Candidate | None = None
+    small: Candidate | None = None
+    large: Candidate | None = None
+    frontier: list[str] = Field(default_factory=list)     # candidate keys
+    verdict: str                                  # one sentence a manager understands
+    closest_misses: list[Candidate] = Field(default_factory=list)
+    to_relax: list[str] = Field(default_factory=list)     # what to relax when nothing passes
+    what_it_would_take: list[str] = Field(default_factory=list)  # for the best large model
+
+
+class Recommendation(BaseModel):
+    schema_version: int = RECOMMENDATION_SCHEMA_VERSION
+    report_id: str                               # uuid; makes re-sending to MLflow idempotent
+    created_at: str                              # ISO 8601 UTC
+    advisor_version: str
+    task: str
+    task_description: str
+    shape: RequestShape
+    constraints: Constraints
+    latency_budget_ms: float                     # effective end-to-end p95 budget
+    quality_proxy: str                           # the task profile's proxy description
+    catalog_version: str
+    targets: list[TargetRecommendation]
+    candidates: list[Candidate]
+    generation: GenerationAdvice
+    notes: list[str] = Field(default_factory=list)
+    hardware: dict | None = None                 # HardwareProfile (model_dump) of the local machine, if used
+    probes: list[dict] = Field(default_factory=list)   # probe results used (LatencyMeasurement / MeasuredRates)
+
+    @property
+    def primary(self) -> TargetRecommendation:
+        return self.targets[0]

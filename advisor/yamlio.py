@@ -1,0 +1,70 @@
+"""Safe YAML reading with line numbers for error messages. Only yaml.safe_load semantics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advisor.errors import CatalogError
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping key (for 'file:line field' errors)."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    lines = {}
+    for key_node, _ in node.value:
+        try:
+            lines[loader.construct_object(key_node, deep=True)] = key_node.start_mark.line + 1
+        except Exception:  # unhashable keys are reported by validation later
+            pass
+    try:
+        mapping["__lines__"] = lines
+    except TypeError:
+        pass
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def strip_lines(obj: Any) -> Any:
+    """Remove the '__lines__' bookkeeping keys recursively."""
+    if isinstance(obj, dict):
+        return {k: strip_lines(v) for k, v in obj.items() if k != "__lines__"}
+    if isinstance(obj, list):
+        return [strip_lines(v) for v in obj]
+    return obj
+
+
+def read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CatalogError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise CatalogError(f"{path}: is a directory, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise CatalogError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def load_yaml(path: Path, *, with_lines: bool = False) -> Any:
+    """yaml.safe_load a file; malformed YAML becomes a one-line CatalogError with the line."""
+    text = read_text(path)
+    try:
+        if with_lines:
+            return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CatalogError(f"{path}{where}: malformed YAML ({problem})") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: YAML nested too deeply") from None

@@ -1,0 +1,1 @@
+"""Built-in catalog data (YAML), shipped in the wheel as package data."""
