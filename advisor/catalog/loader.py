@@ -91,6 +91,11 @@ class Catalog:
     runtimes: dict[str, RuntimeProfile] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
+    builtin_dir: str = ""
+
+    def user_model_ids(self) -> list[str]:
+        return [m for m, f in self.origin.items() if not f.startswith(self.builtin_dir)]
 
     def model(self, model_id: str) -> ModelEntry:
         key = model_id.strip().lower()
@@ -229,7 +234,7 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
     if include_builtin:
         sources.append(builtin_catalog_dir())
     sources += user_catalog_paths(extra_paths) if include_env else [Path(p) for p in extra_paths]
-    cat = Catalog()
+    cat = Catalog(builtin_dir=str(builtin_catalog_dir()) if include_builtin else "\0")
     problems: list[Problem] = []
     warns: list[str] = []
     seen_in: dict[tuple[str, str], str] = {}
@@ -260,6 +265,7 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
                     seen_in[key] = str(f)
                     if section == "models":
                         _check_params(obj, str(f), line, problems, warns)
+                        cat.origin[obj.id] = str(f)
                     store[obj.id] = obj
     for m in cat.models.values():
         for alias in m.aliases:

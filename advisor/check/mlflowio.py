@@ -18,9 +18,9 @@ _USER_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"
 
 
 def effective_uri(tracking_uri: str | None) -> str:
-    import mlflow
+    from advisor.tracking.connection import resolve_tracking_uri
 
-    return tracking_uri or mlflow.get_tracking_uri()
+    return resolve_tracking_uri(tracking_uri)
 
 
 def preflight(tracking_uri: str) -> None:
@@ -33,7 +33,9 @@ def preflight(tracking_uri: str) -> None:
         with socket.create_connection((parsed.hostname, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise InfraError(f"MLflow at {tracking_uri} is unreachable ({exc.strerror or exc})") from None
+        from advisor.tracking.connection import redact
+
+        raise InfraError(f"MLflow at {redact(tracking_uri)} is unreachable ({exc.strerror or exc})") from None
 
 
 def client_for(tracking_uri: str | None):
@@ -52,9 +54,12 @@ def _first_line(exc: BaseException) -> str:
 @contextmanager
 def mlflow_errors(what: str, tracking_uri: str | None, *, report_at: str | None = None):
     """Turn MLflow failures into UsageError (a name that does not exist) or InfraError (the rest)."""
+    from advisor.tracking.connection import bounded_http, redact
+
     kept = f"; the report is kept at {report_at} (send it later with 'advisor log')" if report_at else ""
     try:
-        yield
+        with bounded_http():  # short retries: a CI job must not hang on a dead server
+            yield
     except AdvisorError as exc:
         if isinstance(exc, InfraError) and kept and "report is kept" not in exc.message:
             raise InfraError(exc.message + kept, hint=exc.hint) from None
@@ -63,5 +68,5 @@ def mlflow_errors(what: str, tracking_uri: str | None, *, report_at: str | None 
         code = getattr(exc, "error_code", None)
         if code in _USER_CODES and not kept:
             raise UsageError(f"{what}: {_first_line(exc)}") from None
-        raise InfraError(f"{what} at {tracking_uri or 'the default tracking URI'}: "
+        raise InfraError(f"{what} at {redact(effective_uri(tracking_uri))}: "
                          f"{_first_line(exc)}{kept}") from None

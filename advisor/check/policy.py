@@ -253,6 +253,8 @@ def merge(policy: Policy | None, **flags: Any) -> Policy:
         data["targets"] = [by_id.get(t, {"id": t}) for t in given["targets"]]
     if given.get("mlflow") is False:
         data["mlflow"]["enabled"] = False
+    elif "tracking_uri" in given:
+        data["mlflow"]["enabled"] = True  # naming a server on the command line asks for logging
     for key in ("tracking_uri", "experiment", "set_alias_on_pass"):
         if key in given:
             data["mlflow"][key] = given[key]

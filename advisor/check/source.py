@@ -1,12 +1,14 @@
 """Where the checked model comes from: a catalog id, a local config.json/folder, or the MLflow registry.
 
-A model outside the catalog gets a temporary catalog entry (architecture + derived parameter
-count) so the estimator can take it by id; its licence and benchmarks stay unknown.
+A model outside the catalog becomes an in-memory ModelEntry (architecture + derived parameter
+count) for the estimator; its licence and benchmarks stay unknown.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,8 @@ _MAX_DEPTH = 3
 @dataclass
 class ResolvedModel:
     source: ModelSource
-    estimate_id: str                   # the id to pass to the estimator
+    estimate_model: str | ModelEntry   # what the estimator is given: a catalog id or the built entry
     catalog_entry: ModelEntry | None   # licence and benchmarks, when known
-    extra_catalog: Path | None = None  # temporary catalog file holding the external entry
 
 
 def _slug(text: str) -> str:
@@ -43,21 +44,6 @@ def _external_entry(arch: Architecture, entry_id: str, name: str, origin: str) -
         license_source=f"not in the catalog (architecture read from {origin})")
 
 
-def _write_catalog(entry: ModelEntry, folder: Path) -> Path:
-    import yaml
-
-    path = folder / "external-model.yaml"
-    data = {"models": [entry.model_dump(mode="json", exclude_none=True, exclude_defaults=True)]}
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _config_in(folder: Path) -> Path | None:
-    """The shallowest config.json under a folder (artifacts may nest the model)."""
-    found = sorted(folder.rglob("config.json"), key=lambda p: (len(p.parts), str(p)))
-    return found[0] if found else None
-
-
 def registry_version(uri: str, tracking_uri: str | None) -> tuple[str, str]:
     """(name, version) of models:/NAME/VERSION or models:/NAME@ALIAS, checked against the registry."""
     from advisor.check.mlflowio import client_for, mlflow_errors
@@ -72,34 +58,48 @@ def registry_version(uri: str, tracking_uri: str | None) -> tuple[str, str]:
     return name, str(mv.version)
 
 
+@contextmanager
+def _quiet_progress():
+    """No artifact progress bar in CI logs (MLflow reads this variable at call time); restored after."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = saved
+
+
 def _download_config(name: str, version: str, tracking_uri: str | None, dst: Path) -> Path:
-    """Fetch only the config.json files of a registered version's artifacts."""
+    """Fetch only the shallowest config.json of a registered version's artifacts, never the weights."""
     import mlflow.artifacts
 
-    from advisor.check.mlflowio import client_for, mlflow_errors
+    from advisor.check.mlflowio import client_for, effective_uri, mlflow_errors
 
-    uri = f"models:/{name}/{version}"
-    with mlflow_errors(f"cannot read the artifacts of {uri}", tracking_uri):
+    uri, tracking_uri = f"models:/{name}/{version}", effective_uri(tracking_uri)
+    with mlflow_errors(f"cannot read the artifacts of {uri}", tracking_uri), _quiet_progress():
         source = client_for(tracking_uri).get_model_version_download_uri(name, version).rstrip("/")
-        level, wanted = [""], None
-        for _ in range(_MAX_DEPTH):
-            nxt = []
-            for sub in level:
-                for info in mlflow.artifacts.list_artifacts(
-                        artifact_uri=f"{source}/{sub}" if sub else source, tracking_uri=tracking_uri) or []:
-                    rel = info.path if not sub or info.path.startswith(sub) else f"{sub}/{info.path}"
+        level, found = [source], None
+        for _ in range(_MAX_DEPTH):  # breadth first: the shallowest config.json wins
+            subdirs = []
+            for folder in level:
+                for info in mlflow.artifacts.list_artifacts(artifact_uri=folder, tracking_uri=tracking_uri) or []:
+                    # entries' paths are relative to different roots per store: keep the last part
+                    child = f"{folder}/{info.path.rstrip('/').rsplit('/', 1)[-1]}"
                     if info.is_dir:
-                        nxt.append(rel)
-                    elif rel.rsplit("/", 1)[-1] == "config.json" and wanted is None:
-                        wanted = rel
-            if wanted or not nxt:
+                        subdirs.append(child)
+                    elif child.endswith("/config.json") and found is None:
+                        found = child
+            if found or not subdirs:
                 break
-            level = sorted(nxt)
-        if wanted is None:
+            level = sorted(subdirs)
+        if found is None:
             raise UsageError(f"no config.json in the artifacts of {uri} ({source})",
-                             hint="log the model with its Hugging Face config.json")
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"{source}/{wanted}", dst_path=str(dst),
-                                                    tracking_uri=tracking_uri)
+                             hint="register the model with its Hugging Face config.json")
+        local = mlflow.artifacts.download_artifacts(artifact_uri=found, dst_path=str(dst), tracking_uri=tracking_uri)
     return Path(local)
 
 
@@ -116,7 +116,7 @@ def resolve(*, model: str | None, model_path: str | None, model_uri: str | None,
         return ResolvedModel(
             source=ModelSource(kind="catalog", id=entry.id, name=entry.name, in_catalog=True,
                                params_total=entry.params_total),
-            estimate_id=entry.id, catalog_entry=entry)
+            estimate_model=entry.id, catalog_entry=entry)
 
     registered = version = None
     if model_uri:
@@ -139,4 +139,4 @@ def resolve(*, model: str | None, model_path: str | None, model_uri: str | None,
                            name=entry.name if entry else label, in_catalog=entry is not None,
                            config_path=str(config), uri=model_uri, registered_model=registered,
                            version=version, params_total=external.params_total),
-        estimate_id=entry_id, catalog_entry=entry, extra_catalog=_write_catalog(external, workdir))
+        estimate_model=external, catalog_entry=entry)

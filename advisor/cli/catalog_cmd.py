@@ -54,14 +54,16 @@ def list_models(task, catalog_paths, as_json):
 
     title = f"{len(rows)} models" + (f" (quality proxy for {task}, bf16)" if task else "")
     table = Table(title=title, title_justify="left")
-    for col in ("id", "params", "tier", "license", "context", "formats", "scores"):
-        table.add_column(col, justify="right" if col in ("params", "context", "scores") else "left")
+    for col in ("id", "params", "tier", "license", "context", "quantised", "scores", "lineage"):
+        table.add_column(col, justify="right" if col in ("params", "context", "scores") else "left",
+                         no_wrap=col in ("id", "license"))
     if task:
         table.add_column("quality*", justify="right")
     for r in rows:
         params = f"{r['params_total'] / 1e9:.2f}B" + (f" ({r['params_active'] / 1e9:.1f}B act.)" if r["params_active"] else "")
-        cells = [r["id"] + (f" <- {r['lineage']}" if r["lineage"] else ""), params, r["tier"], r["license"],
-                 f"{r['context_length']:,}" if r["context_length"] else "-", ",".join(r["formats"]), str(r["benchmarks"])]
+        quant = ",".join(f for f in r["formats"] if f.startswith("int")) or "-"
+        cells = [r["id"], params, r["tier"], r["license"], f"{r['context_length']:,}" if r["context_length"] else "-",
+                 quant, str(r["benchmarks"]), f"from {r['lineage']}" if r["lineage"] else ""]
         if task:
             cells.append("unscored" if r["quality_proxy"] is None else f"{r['quality_proxy']:.1f}")
         table.add_row(*cells)

@@ -29,22 +29,26 @@ def profile(as_json: bool, target_id: str | None, no_torch: bool, catalog_paths:
     """
     from advisor.hardware.profile import detect_profile, restrict_targets, target_profile
 
+    target = None
     if target_id and target_id != "local":
         from advisor.catalog.loader import get_catalog
 
-        prof = target_profile(get_catalog(catalog_paths).target(target_id))
+        target = get_catalog(catalog_paths).target(target_id)
+        prof = target_profile(target)
     else:
         prof = detect_profile(include_torch=not no_torch)
-        known = _known_target_ids(catalog_paths)
+        known, why = _known_target_ids(catalog_paths)
         if known is not None:
             prof = restrict_targets(prof, known)
+        elif prof.gpus:
+            prof.notes.append(f"catalog not loaded, so GPU targets are unchecked names: {why}")
     if as_json:
         print_json(prof)
     else:
-        render(prof, no_torch=no_torch)
+        render(prof, no_torch=no_torch, target=target)
 
 
-def _known_target_ids(catalog_paths: tuple[str, ...]) -> set[str] | None:
+def _known_target_ids(catalog_paths: tuple[str, ...]) -> tuple[set[str] | None, str | None]:
     """Target ids of the loaded catalog, so a GPU is only matched to a target that exists.
 
     A broken catalog must not stop `profile` (it is how users debug their setup), unless they
@@ -54,11 +58,11 @@ def _known_target_ids(catalog_paths: tuple[str, ...]) -> set[str] | None:
     from advisor.errors import AdvisorError
 
     try:
-        return set(get_catalog(catalog_paths).targets)
-    except AdvisorError:
+        return set(get_catalog(catalog_paths).targets), None
+    except AdvisorError as exc:
         if catalog_paths:
             raise
-        return None
+        return None, exc.one_line()
 
 
 def _gb(n: int | None) -> str:
@@ -84,7 +88,7 @@ def _torch_line(prof, no_torch: bool) -> str:
     return f"torch {t.version}: {cuda}{bf16}, MPS: {_yes_no(t.mps_available)}"
 
 
-def render(prof, no_torch: bool = False) -> None:
+def render(prof, no_torch: bool = False, target=None) -> None:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -105,37 +109,48 @@ def render(prof, no_torch: bool = False) -> None:
                       pad_edge=False)
         table.add_column("#")
         table.add_column("name", min_width=14, ratio=1)
-        for col in ("memory", "cc / arch", "peak BW*", "power", "MIG"):
+        show_mig = any(g.mig_mode for g in prof.gpus)  # a column of "no" says nothing
+        for col in ("memory", "cc / arch", "peak BW", "power") + (("MIG",) if show_mig else ()):
             table.add_column(col, no_wrap=True)
-        table.add_column("target", min_width=14, overflow="fold")
+        table.add_column("target", no_wrap=True)
         for g in prof.gpus:
             table.add_row(
                 str(g.index), Text(g.name or "?"), _gb(g.memory_total_bytes),
                 f"{g.compute_capability or '-'} {g.architecture or ''}".strip(),
                 f"{g.peak_bandwidth_gbs:.0f} GB/s" if g.peak_bandwidth_gbs else "-",
-                f"{g.power_limit_w:.0f} W" if g.power_limit_w else "-", _yes_no(g.mig_mode),
-                g.matched_target or "-")
+                f"{g.power_limit_w:.0f} W" if g.power_limit_w else "-",
+                *((_yes_no(g.mig_mode),) if show_mig else ()), g.matched_target or "-")
         out.print(table)
-        out.print("  * derived from bus width x memory clock, not measured")
     else:
         out.print("GPUs: none")
 
     c = prof.cpu
-    cores = f"{c.physical_cores or '?'} physical / {c.logical_cores or '?'} logical cores"
-    if c.usable_cores and c.logical_cores and c.usable_cores < c.logical_cores:
-        cores += f" ({c.usable_cores} usable)"
-    cpu_lines = [f"CPU: {c.model_name or '?'} ({c.architecture or '?'}), {cores}"
-                 + (f", up to {c.max_frequency_mhz:.0f} MHz" if c.max_frequency_mhz else "")]
-    ram = f"RAM: {human_bytes(c.ram_total_bytes)} total, {human_bytes(c.ram_available_bytes)} available"
-    if c.memory_limit_bytes:
-        ram += f", limited to {human_bytes(c.memory_limit_bytes)} (cgroup)"
-    if c.memory_bandwidth_gbs:
-        ram += f", {c.memory_bandwidth_gbs:.0f} GB/s"
-    cpu_lines.append(ram)
+    cpu_lines = []
+    if c.model_name or c.logical_cores:
+        cores = f"{c.physical_cores or '?'} physical / {c.logical_cores or '?'} logical cores"
+        if c.usable_cores and c.logical_cores and c.usable_cores < c.logical_cores:
+            cores += f" ({c.usable_cores} usable)"
+        cpu_lines.append(f"CPU: {c.model_name or '?'}" + (f" ({c.architecture})" if c.architecture else "")
+                         + (f", {cores}" if c.logical_cores else "")
+                         + (f", up to {c.max_frequency_mhz:.0f} MHz" if c.max_frequency_mhz else ""))
+    if c.ram_total_bytes:
+        ram = f"RAM: {human_bytes(c.ram_total_bytes)} total"
+        if c.ram_available_bytes:
+            ram += f", {human_bytes(c.ram_available_bytes)} available"
+        if c.memory_limit_bytes:
+            ram += f", limited to {human_bytes(c.memory_limit_bytes)} (cgroup)"
+        if c.memory_bandwidth_gbs:
+            ram += f", {c.memory_bandwidth_gbs:.0f} GB/s"
+        cpu_lines.append(ram)
     if c.flags:
         cpu_lines.append("CPU features: " + " ".join(c.flags))
-    cpu_lines.append(_torch_line(prof, no_torch))
-    out.print(Text("\n".join(cpu_lines)))
+    if target is not None:
+        peaks = ", ".join(f"{k} {v:g}" for k, v in target.peak_tflops.items())
+        cpu_lines += [f"peak TFLOPS: {peaks or '-'}", f"source: {target.source}"]
+    else:
+        cpu_lines.append(_torch_line(prof, no_torch))
+    if cpu_lines:
+        out.print(Text("\n".join(cpu_lines)))
 
     if prof.notes:
         out.print("Notes:")

@@ -58,9 +58,16 @@ def cpu_peak_tflops(cores: int, mhz: float, flags: list[str], runtime: RuntimePr
     return {"fp32": fp32, "bf16": fp32 * boost, "fp16": fp32}
 
 
+def _ram(profile: HardwareProfile) -> int | None:
+    """RAM this process may use: what is available, capped by a container's limit."""
+    cpu = profile.cpu
+    values = [v for v in (cpu.ram_available_bytes or cpu.ram_total_bytes, cpu.memory_limit_bytes) if v]
+    return min(values) if values else None
+
+
 def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], runtime: RuntimeProfile) -> DeviceSpec:
     """The local machine: first GPU (all GPUs assumed alike), else the CPU."""
-    ram = profile.cpu.ram_available_bytes or profile.cpu.ram_total_bytes
+    ram = _ram(profile)
     if profile.gpus:
         gpu = profile.gpus[0]
         matched = targets.get(gpu.matched_target) if gpu.matched_target else None
@@ -77,15 +84,17 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
                           peak_tflops=dict(matched.peak_tflops) if matched else {}, ram_bytes=ram,
                           workspace_key=matched.id if matched else "default", notes=tuple(notes))
     cpu = profile.cpu
-    cores = cpu.physical_cores or cpu.logical_cores or 1
+    # a container's affinity caps the cores this process can use
+    cores = min(c for c in (cpu.usable_cores, cpu.physical_cores or cpu.logical_cores) if c) if (
+        cpu.usable_cores or cpu.physical_cores or cpu.logical_cores) else 1
     mhz = cpu.max_frequency_mhz or 2000.0  # unknown frequency: a middling 2 GHz, said in the notes
     notes = ["CPU peak is a rough spec (cores x max frequency x FLOPs/cycle of its ISA)"]
     if not cpu.max_frequency_mhz:
         notes.append("CPU frequency unknown: 2 GHz assumed")
-    memory = cpu.ram_available_bytes or cpu.ram_total_bytes
+    memory = ram
     if not memory:
         raise UsageError("cannot read this machine's RAM size", hint="pass --target ID")
     return DeviceSpec(id="local", name=cpu.model_name or "local CPU", kind="cpu", memory_bytes=int(memory), count=1,
-                      bandwidth_gbs=runtime.cpu_bandwidth_gbs.value,
+                      bandwidth_gbs=cpu.memory_bandwidth_gbs or runtime.cpu_bandwidth_gbs.value,
                       peak_tflops=cpu_peak_tflops(cores, mhz, cpu.flags, runtime), ram_bytes=None,
                       notes=tuple(notes))

@@ -83,23 +83,23 @@ def transient_terms(arch: Architecture, *, batch: int, prompt: int, act_bytes: i
     logits = b * head_positions * v * act_bytes
     hidden = b * p * h * act_bytes
     c = runtime.hidden_live_copies.value
-    lm_head = logits * (1 + runtime.extra_logits_copies.get(arch.model_type)) + c * hidden
-    mlp = (c + 1) * hidden + runtime.mlp_live_intermediates.value * b * p * arch.ffn_size * act_bytes
-    attention = 0
+    copies = runtime.extra_logits_copies.get(arch.model_type)
+    lm_head = {"logits": logits, "logits_copies": logits * copies, "hidden_states": c * hidden}
+    mlp = {"hidden_states": (c + 1) * hidden,
+           "mlp_intermediates": runtime.mlp_live_intermediates.value * b * p * arch.ffn_size * act_bytes}
+    attention = {}
     if arch.model_type in runtime.eager_attention_types:
-        # scores of one layer (fp16 units x copies) plus the 4D mask
-        attention = (c + 1) * hidden + b * p * p * (runtime.attention_score_copies.value * arch.num_attention_heads
-                                                   * 2 + act_bytes)
+        # one layer's P x P scores (fp16 units x copies per head) plus the 4D mask
+        attention = {"hidden_states": (c + 1) * hidden,
+                     "attention_scores": b * p * p * runtime.attention_score_copies.value
+                     * arch.num_attention_heads * 2,
+                     "attention_mask": b * p * p * act_bytes}
     phases = {"lm_head": lm_head, "mlp": mlp, "attention": attention}
-    worst = max(phases, key=phases.get)
-    retained = runtime.retained_outputs.value
-    return {
-        "retained_outputs": int(retained * (logits + kv_prompt)),
-        "prompt_kv": kv_prompt,
-        "logits": int(logits),
-        f"prefill_{worst}_buffers": int(phases[worst] - (logits if worst == "lm_head" else 0)),
-        "gemm_workspace": workspace,
-    }
+    worst = max(phases, key=lambda k: sum(phases[k].values()))
+    terms = {"retained_outputs": runtime.retained_outputs.value * (logits + kv_prompt), "prompt_kv": kv_prompt}
+    terms.update(phases[worst])
+    terms["gemm_workspace"] = workspace
+    return {k: int(v) for k, v in terms.items()}
 
 
 def memory_breakdown(arch: Architecture, *, fmt: str, bytes_per_param: float, kv_format: str, batch: int,
@@ -168,7 +168,8 @@ def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_byt
         concurrent = max(0, pool // per_seq)
         return DeviceShare(per_device, overhead, 0, available, fits, "fits" if fits else "does-not-fit",
                            kv_pool=max(0, pool), concurrent=concurrent)
-    overhead += int(runtime.allocator_slack_fraction.value * share)
+    # fragmentation comes from the buffers that churn (KV growth, transients), not from the weights
+    overhead += int(runtime.allocator_slack_fraction.value * (share - math.ceil(mb.weights / gpus)))
     per_device = share + overhead
     fits = per_device <= memory_bytes
     if fits:

@@ -54,6 +54,11 @@ class RuntimeProfile(_Strict):
     step_overhead_ms: Sourced                 # fixed cost of one decode step
     per_layer_overhead_ms: Sourced            # host cost per layer per decode step
     prefill_per_layer_overhead_ms: Sourced    # host cost per layer of one prefill forward
+    # --- memory-bound elementwise traffic of a prefill (element passes: reads + writes) ---
+    hidden_passes_per_layer: SourcedMap       # per model_type, over batch x tokens x hidden
+    ffn_passes_per_layer: Sourced             # over batch x tokens x ffn
+    eager_score_passes: Sourced               # over the P x P scores of eager attention, per head
+    logits_passes: SourcedMap                 # per model_type, over batch x positions x vocab
     # --- memory habits ---
     logits_all_positions: bool                # prefill computes logits for every prompt position
     retained_outputs: Sourced                 # earlier forward outputs still alive while the next runs

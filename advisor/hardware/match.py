@@ -24,8 +24,8 @@ _RULES: tuple[tuple[str, str, float, float], ...] = (
     (r"\bh100\b", "h100-sxm-80gb", 0, 1e9),          # "H100 80GB HBM3" and "H100 SXM5 80GB"
     (r"\ba100\b.*\bpcie\b", "a100-pcie-80gb", 60, 1e9),
     (r"\ba100\b.*\bpcie\b", "a100-pcie-40gb", 0, 60),
-    (r"\ba100\b", "a100-sxm-80gb", 60, 1e9),
-    (r"\ba100\b", "a100-sxm-40gb", 0, 60),
+    (r"\ba100\b", "a100-80gb", 60, 1e9),
+    (r"\ba100\b", "a100-40gb", 0, 60),
     (r"\ba10g\b", "a10g-24gb", 0, 1e9),
     (r"\ba10\b", "a10-24gb", 0, 1e9),
     (r"\bl40s\b", "l40s-48gb", 0, 1e9),
@@ -34,17 +34,17 @@ _RULES: tuple[tuple[str, str, float, float], ...] = (
     (r"\bt4\b", "t4-16gb", 0, 1e9),
     (r"\bv100\b", "v100-32gb", 24, 1e9),
     (r"\bv100\b", "v100-16gb", 0, 24),
-    (r"\brtx 6000 ada\b", "rtx-6000-ada-48gb", 0, 1e9),
-    (r"\brtx a6000\b", "rtx-a6000-48gb", 0, 1e9),
-    (r"\brtx 5090\b", "rtx-5090-32gb", 0, 1e9),
-    (r"\brtx 4090\b", "rtx-4090-24gb", 0, 1e9),
-    (r"\brtx 4080\b", "rtx-4080-16gb", 0, 1e9),
-    (r"\brtx 4060 ti\b", "rtx-4060-ti-16gb", 12, 1e9),
-    (r"\brtx 4060 ti\b", "rtx-4060-ti-8gb", 0, 12),
-    (r"\brtx 4060\b", "rtx-4060-8gb", 0, 1e9),
-    (r"\brtx 3090\b", "rtx-3090-24gb", 0, 1e9),        # also "RTX 3090 Ti"
-    (r"\brtx 3080\b", "rtx-3080-10gb", 0, 1e9),
-    (r"\brtx 3070\b", "rtx-3070-8gb", 0, 1e9),
+    (r"\brtx 6000 ada\b", "rtx6000ada-48gb", 0, 1e9),
+    (r"\brtx a6000\b", "rtxa6000-48gb", 0, 1e9),
+    (r"\brtx 5090\b", "rtx5090-32gb", 0, 1e9),
+    (r"\brtx 4090\b", "rtx4090-24gb", 0, 1e9),
+    (r"\brtx 4080\b", "rtx4080-16gb", 0, 1e9),
+    (r"\brtx 4060 ti\b", "rtx4060ti-16gb", 12, 1e9),
+    (r"\brtx 4060 ti\b", "rtx4060ti-8gb", 0, 12),
+    (r"\brtx 4060\b", "rtx4060-8gb", 0, 1e9),
+    (r"\brtx 3090\b", "rtx3090-24gb", 0, 1e9),        # also "RTX 3090 Ti"
+    (r"\brtx 3080\b", "rtx3080-10gb", 0, 1e9),
+    (r"\brtx 3070\b", "rtx3070-8gb", 0, 1e9),
 )
 
 

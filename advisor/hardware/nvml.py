@@ -174,3 +174,20 @@ def total_energy_mj(index: int) -> int | None:
         return int(nv.nvmlDeviceGetTotalEnergyConsumption(h))
     except Exception:
         return None
+
+
+def index_of_uuid(uuid: str) -> int | None:
+    """The NVML index of the GPU with this UUID ("GPU-..." or bare, as torch's device properties
+    give it), or None. Torch numbers devices after CUDA_VISIBLE_DEVICES, NVML does not. Never raises."""
+    nv, _ = _session()
+    if nv is None or not uuid:
+        return None
+    want = str(uuid).lower().removeprefix("gpu-")
+    try:
+        for i in range(nv.nvmlDeviceGetCount()):
+            got = _plain(nv.nvmlDeviceGetUUID(nv.nvmlDeviceGetHandleByIndex(i)))
+            if str(got).lower().removeprefix("gpu-") == want:
+                return i
+    except Exception:
+        return None
+    return None

@@ -143,6 +143,14 @@ def _mig(value: Any) -> bool | None:
     return None if current is None else current == NVML_MIG_ENABLE
 
 
+def _mig_mode(r: _Reader, raw: dict[str, Any]) -> bool | None:
+    # Cards without MIG (GeForce, T4, A10G) answer NotSupported: MIG is off there, not unknown.
+    value = raw.get("mig_mode")
+    if is_error(value) and "NotSupported" in value:
+        return False
+    return r.get("mig_mode", _mig)
+
+
 def _watts(value: Any) -> float | None:
     mw = _int(value)
     return mw / 1000 if mw is not None and mw > 0 else None
@@ -179,7 +187,7 @@ def parse_gpu(raw: dict[str, Any], position: int) -> GPUInfo:
         peak_bandwidth_gbs=peak_bandwidth_gbs(bus, mem_clock),
         max_sm_clock_mhz=r.get("max_clock_sm_mhz", _positive),
         power_limit_w=power,
-        mig_mode=r.get("mig_mode", _mig),
+        mig_mode=_mig_mode(r, raw),
     )
     gpu.errors = r.errors
     gpu.matched_target = match_target(gpu.name, gpu.memory_total_bytes)

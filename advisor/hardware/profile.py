@@ -106,17 +106,18 @@ def load_fixture(path: str) -> HardwareProfile:
         raise _fail(path, f"cannot read ({type(exc).__name__})") from None
     if not isinstance(doc, dict):
         raise _fail(path, "expected a JSON object")
+    if "devices" in doc and "gpus" not in doc:  # a bare NVML readout, like nvml-h100.json
+        doc = {"nvml": doc, "cpu": None}
+    # A raw document: parsed like a live reading. (A bare readout's own "nvml" is a string.)
+    raw = "nvml" in doc and (doc["nvml"] is None or isinstance(doc["nvml"], dict))
     try:
-        if "devices" in doc and "gpus" not in doc:  # a bare NVML readout, like nvml-h100.json
-            doc = {"nvml": doc, "cpu": None}
-        # A raw document: parsed like a live reading. (A bare readout's own "nvml" is a string.)
-        if "nvml" in doc and (doc["nvml"] is None or isinstance(doc["nvml"], dict)):
+        if raw:
             torch = TorchInfo.model_validate(doc["torch"]) if doc.get("torch") is not None else None
             return build_profile(doc["nvml"], doc.get("cpu"), torch, source="fixture")
         profile = HardwareProfile.model_validate(doc)
     except ValidationError as exc:
         err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "document"
+        where = ".".join(str(p) for p in (("torch",) if raw else ()) + tuple(err["loc"])) or "document"
         raise _fail(path, f"{where}: {err['msg']}") from None
     profile = profile.model_copy(update={"source": "fixture", "gpu_count": len(profile.gpus)})
     profile.fingerprint = fingerprint(profile)

@@ -125,6 +125,20 @@ def probe_memory_bytes(arch: Architecture, depth: int, fmt: str, batch: int, pro
     return int(weights + kv + logits + acts + attn)
 
 
+def busy_note() -> list[str]:
+    """A note when other processes load the CPU: timings on a busy machine come out slow."""
+    import os
+
+    try:
+        load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    except (OSError, AttributeError):
+        return []
+    if load > 0.75 * cores + 1:
+        return [f"the machine was busy (load average {load:.1f} on {cores} cores): timings may be inflated; "
+                "re-run with --refresh when it is idle"]
+    return []
+
+
 class ArchProbe(Probe):
     name = "architecture-probe"
 
@@ -143,6 +157,7 @@ class ArchProbe(Probe):
         need = probe_memory_bytes(self.arch, self.depth, self.fmt, self.batch, self.prompt_tokens,
                                   cfg.decode_steps + cfg.warmup_steps)
         ensure_fits(need, self.device, cfg.memory_fraction, f"probing {self.model_id} ({self.depth} layers)")
+        budget.check(f"building {self.model_id}")
         state: dict = {}
         try:
             return self._measure(budget, state)
@@ -174,7 +189,7 @@ class ArchProbe(Probe):
         st["clock"] = clock = LayerClock(body.layers, dev)
         gen = torch.Generator(device="cpu").manual_seed(0)
         ids = torch.randint(0, SMALL_VOCAB, (B, P), generator=gen).to(dev)
-        notes = list(body.notes)
+        notes = list(body.notes) + busy_note()
 
         def prefill(n_tokens: int):
             sync(dev)

@@ -68,7 +68,8 @@ class Budget:
 
     def check(self, what: str) -> None:
         if self.exhausted():
-            raise BudgetExhausted(f"budget exhausted ({self.seconds:g} s) before {what}")
+            raise BudgetExhausted(f"budget exhausted before {what} (budget {self.seconds:.3g} s, "
+                                  f"{self.elapsed:.1f} s spent)")
 
     def sub(self, share: float) -> "Budget":
         """A budget for one phase: `share` of what is left (the parent deadline still applies)."""

@@ -147,7 +147,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
               runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              **constraint_kwargs) -> Recommendation:
+              user_models_only: bool = False, **constraint_kwargs) -> Recommendation:
     """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
     from advisor.estimate.engine import estimate
     from advisor.recommend.probing import LocalProbes
@@ -170,6 +170,11 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
     hardware: dict | None = None
     probes_used: list[dict] = []
     models = sorted(cat.models.values(), key=lambda m: (m.params_total, m.id))
+    if user_models_only:
+        mine = set(cat.user_model_ids())
+        if not mine:
+            raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
+        models = [m for m in models if m.id in mine]
     for target in targets:
         local = target == "local"
         probes = LocalProbes(enabled=probe and local, budget_s=budget_s, refresh=refresh, progress=progress)

@@ -1,0 +1,159 @@
+"""`advisor check`: the pre-deployment gate for CI/CD pipelines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from advisor.cli.common import catalog_option, console, info, json_option
+
+EXIT_CODES = """\b
+Exit codes:
+  0  every check passed
+  1  a check failed (the report says which, with value, limit and basis)
+  2  usage or input error: bad flag or policy file (file:line: field), unknown
+     model/target/task (with did-you-mean), unreadable config.json
+  3  infrastructure error: MLflow unreachable or failing; the report is saved
+     on disk first and the message says where (send it later with 'advisor log')"""
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    """Repeatable options also accept comma lists: --license mit,apache-2.0."""
+    return [v.strip() for value in values for v in value.split(",") if v.strip()]
+
+
+def _model_args(model: str | None) -> dict:
+    """MODEL may be a catalog id, a models:/ URI or a local config.json / model folder."""
+    if not model:
+        return {}
+    if model.startswith("models:/"):
+        return {"model_uri": model}
+    if os.sep in model or model.endswith(".json") or Path(model).is_dir():
+        return {"model_path": model}
+    return {"model": model}
+
+
+def _write(path: str, text: str, what: str, append: bool = False) -> None:
+    from advisor.errors import UsageError
+
+    try:
+        p = Path(path)
+        if p.parent and not p.parent.exists():
+            p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "a" if append else "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the {what} ({exc.strerror or exc})") from None
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("model", required=False, metavar="[MODEL]")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Policy YAML (model, targets, thresholds, license, ...); flags override it.")
+@click.option("--model-path", metavar="DIR", help="Local config.json or model folder (architecture only).")
+@click.option("--model-uri", metavar="URI", help="MLflow registry model: models:/NAME/VERSION or models:/NAME@ALIAS.")
+@click.option("--target", "targets", multiple=True, metavar="ID",
+              help="'local' (probed) or a named hardware target; repeatable. Default: local.")
+@click.option("--task", help="Task profile: request shape and the quality proxy.")
+@click.option("--format", "fmt", type=click.Choice(["fp32", "bf16", "fp16", "int8", "int4"]), help="Weights format (default bf16).")
+@click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length of one request.")
+@click.option("--new-tokens", type=click.IntRange(min=1), help="Generated tokens of one request.")
+@click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="End-to-end p95 budget.")
+@click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token budget.")
+@click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True), help="Minimum generated tokens/s.")
+@click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), metavar="P",
+              help="Fraction of device memory kept free (default 0.10).")
+@click.option("--license", "licenses", multiple=True, metavar="L", help="Allowed licence id; repeatable or comma-separated.")
+@click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality PROXY (needs --task).")
+@click.option("--require-known", multiple=True, type=click.Choice(["license", "quality"]),
+              help="Fail when this is unknown (a model outside the catalog); default: report 'unknown'.")
+@click.option("--junit", "junit_path", metavar="PATH", help="Write JUnit XML (one testsuite per target).")
+@json_option
+@click.option("--markdown", "markdown_path", metavar="PATH",
+              help="Write a Markdown report. When $GITHUB_STEP_SUMMARY is set it is appended there too.")
+@click.option("--no-probe", is_flag=True, help="Target 'local': spec-based, no torch probes.")
+@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); turns logging on.")
+@click.option("--experiment", metavar="NAME", help="MLflow experiment (default: model-advisor).")
+@click.option("--set-alias-on-pass", metavar="ALIAS", help="Move this registry alias to the version when all checks pass.")
+@click.option("--explain", is_flag=True, help="Print the effective policy (YAML) and exit 0 without checking.")
+@catalog_option
+def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_tokens, new_tokens, batch,
+          max_latency_ms, max_ttft_ms, min_tokens_per_s, memory_headroom, licenses, min_quality, require_known,
+          junit_path, as_json, markdown_path, no_probe, no_mlflow, tracking_uri, experiment, set_alias_on_pass,
+          explain, catalog_paths):
+    """Gate a model before deployment: does it fit and meet the budgets on the targets?
+
+    MODEL is a catalog id, a local config.json or model folder, or models:/NAME/VERSION
+    (or models:/NAME@ALIAS: the architecture is read from the artifacts' config.json).
+    A model outside the catalog has no known licence or quality: those checks say "unknown"
+    and fail only with --require-known. Named targets are spec-based and need no torch.
+
+    \b
+    Examples:
+      advisor check --policy policy.yaml
+      advisor check qwen2.5-3b --target a10g-24gb --target l4-24gb --max-latency-ms 3000 --junit gate.xml
+      advisor check --model-uri models:/summarizer/3 --target a10g-24gb --set-alias-on-pass champion
+      advisor check --policy policy.yaml --explain
+    """
+    from advisor.check.engine import run_policy
+    from advisor.check.policy import load_policy, merge
+    from advisor.errors import UsageError
+
+    if model and (model_path or model_uri) and not _model_args(model).get("model"):
+        raise UsageError("MODEL is a path or URI and --model-path/--model-uri is given too: give one")
+    policy = load_policy(policy_path) if policy_path else None
+    effective = merge(policy, **_model_args(model), model_path=model_path, model_uri=model_uri, targets=targets,
+                      task=task, format=fmt, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
+                      max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
+                      memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
+                      require_known=require_known, probe=False if no_probe else None,
+                      catalog=catalog_paths, mlflow=False if no_mlflow else None, tracking_uri=tracking_uri,
+                      experiment=experiment, set_alias_on_pass=set_alias_on_pass)
+    if explain:
+        click.echo(effective.to_yaml(), nl=False)
+        return 0
+    if effective.mlflow.set_alias_on_pass and not effective.model_uri:
+        raise UsageError("--set-alias-on-pass needs a registered model (--model-uri models:/NAME/VERSION)")
+    if effective.mlflow.set_alias_on_pass and not effective.mlflow.enabled:
+        raise UsageError("--set-alias-on-pass needs MLflow: drop --no-mlflow")
+
+    report = run_policy(effective)
+    _outputs(report, junit_path, markdown_path, as_json)
+    if effective.mlflow.enabled:
+        from advisor.check.junit import to_junit
+        from advisor.check.report import to_markdown
+        from advisor.check.tracking import track
+
+        folder, run_id = track(report, tracking_uri=effective.mlflow.tracking_uri,
+                               experiment=effective.mlflow.experiment,
+                               files={"junit.xml": to_junit(report), "report.md": to_markdown(report)})
+        info(f"logged to MLflow run {run_id} (report in {folder})")
+    return report.exit_code
+
+
+def _outputs(report, junit_path, markdown_path, as_json) -> None:
+    """Every local output is written before MLflow is contacted."""
+    from advisor.check.report import print_summary, to_markdown
+
+    if junit_path:
+        from advisor.check.junit import to_junit
+
+        _write(junit_path, to_junit(report), "JUnit XML")
+    markdown = None
+    if markdown_path or os.environ.get("GITHUB_STEP_SUMMARY"):
+        markdown = to_markdown(report)
+    if markdown_path:
+        _write(markdown_path, markdown, "Markdown report")
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        _write(os.environ["GITHUB_STEP_SUMMARY"], markdown + "\n", "GitHub step summary", append=True)
+    if as_json:
+        from advisor.cli.common import print_json
+
+        print_json(report)
+        print_summary(report, console(stderr=True))
+    else:
+        print_summary(report, console())

@@ -1,0 +1,161 @@
+"""Probe results cache: one JSON file per key in cache_dir()/probes/, validated with pydantic.
+
+A file is trusted only when it parses, validates and carries exactly the key asked for; anything
+else (bad JSON, another schema, a foreign key) is ignored with a warning. An unwritable cache
+directory only costs the caching (a warning), never the measurement.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import warnings
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from advisor.catalog.schema import Architecture
+
+CACHE_SCHEMA_VERSION = 1
+# Bump when the probe method changes so that older figures are not reused.
+METHOD_VERSION = "arch-probe-2"
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class ProbeCacheWarning(UserWarning):
+    """A cache file was ignored or could not be written."""
+
+
+class CacheKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str                        # "calibration", "microprobes", "real-model"
+    fingerprint: str
+    device: str
+    torch: str | None = None
+    transformers: str | None = None
+    method: str = METHOD_VERSION
+    model: str | None = None
+    architecture: str | None = None  # hash of the Architecture's fields
+    format: str | None = None
+    batch: int | None = None
+    prompt_tokens: int | None = None
+    new_tokens: int | None = None
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:24]
+
+
+class CacheFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int
+    key: CacheKey
+    created_utc: str
+    payload: dict
+
+
+def architecture_hash(arch: Architecture) -> str:
+    return hashlib.sha256(arch.model_dump_json().encode()).hexdigest()[:16]
+
+
+def machine_fingerprint() -> str:
+    """detect_profile().fingerprint when the hardware module provides it; else a local hash."""
+    try:
+        from advisor.hardware.profile import detect_profile
+
+        fp = detect_profile(include_torch=False).fingerprint
+        if fp:
+            return fp
+    except Exception:
+        pass
+    parts = [platform.machine(), platform.processor(), str(os.cpu_count())]
+    try:
+        import psutil
+
+        parts.append(str(psutil.virtual_memory().total))
+    except Exception:
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            parts += sorted({line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")})
+    except OSError:
+        pass
+    return "local-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def software_versions() -> tuple[str | None, str | None]:
+    try:
+        import torch
+
+        tv = torch.__version__
+    except Exception:
+        tv = None
+    try:
+        import transformers
+
+        hv = transformers.__version__
+    except Exception:
+        hv = None
+    return tv, hv
+
+
+class ProbeCache:
+    def __init__(self, directory: Path | None = None):
+        if directory is None:
+            from advisor.paths import cache_dir
+
+            directory = cache_dir() / "probes"
+        self.directory = Path(directory)
+
+    def path_for(self, key: CacheKey) -> Path:
+        return self.directory / f"{key.kind}-{key.digest()}.json"
+
+    def load(self, key: CacheKey, model: type[T]) -> T | None:
+        path = self.path_for(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            warnings.warn(f"probe cache {path}: unreadable ({exc}); ignored", ProbeCacheWarning, stacklevel=2)
+            return None
+        try:
+            doc = CacheFile.model_validate_json(text)
+            if doc.schema_version != CACHE_SCHEMA_VERSION:
+                raise ValueError(f"schema_version {doc.schema_version}, expected {CACHE_SCHEMA_VERSION}")
+            if doc.key != key:
+                warnings.warn(f"probe cache {path}: written for another machine, software or request; "
+                              "ignored", ProbeCacheWarning, stacklevel=2)
+                return None
+            return model.model_validate(doc.payload)
+        except (ValidationError, ValueError, json.JSONDecodeError, RecursionError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            warnings.warn(f"probe cache {path}: corrupt or not a probe cache file ({first}); ignored",
+                          ProbeCacheWarning, stacklevel=2)
+            return None
+
+    def save(self, key: CacheKey, value: BaseModel) -> Path | None:
+        path = self.path_for(key)
+        doc = CacheFile(schema_version=CACHE_SCHEMA_VERSION, key=key,
+                        created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                        payload=value.model_dump(mode="json"))
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(doc.model_dump_json(indent=1), encoding="utf-8")
+            os.replace(tmp, path)
+            return path
+        except OSError as exc:
+            warnings.warn(f"probe cache {self.directory}: cannot write ({exc.strerror or exc}); "
+                          "results are not cached", ProbeCacheWarning, stacklevel=2)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            return None

@@ -1,0 +1,104 @@
+"""A real `mlflow server` for integration tests: sqlite backend, local artifact store, 127.0.0.1.
+
+Use from a test module:
+
+    from tests.mlflow_server import mlflow_server  # noqa: F401  (the module-scoped fixture)
+
+    def test_x(mlflow_server):
+        uri = mlflow_server.uri          # http://127.0.0.1:<free port>
+
+The server starts once per test session and is stopped (process group killed) afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+START_TIMEOUT_S = float(os.environ.get("ADVISOR_TEST_MLFLOW_START_S", "120"))
+
+
+@dataclass
+class Server:
+    uri: str
+    port: int
+    root: Path
+    proc: subprocess.Popen
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join((self.root / "server.log").read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def closed_port_uri() -> str:
+    """An http URI on 127.0.0.1 where nothing listens (connection refused at once)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def _healthy(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def start_server(root: Path) -> Server:
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    cmd = [sys.executable, "-m", "mlflow", "server",
+           "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+           "--artifacts-destination", str(root / "artifacts"),
+           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    log = open(root / "server.log", "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
+    server = Server(f"http://127.0.0.1:{port}", port, root, proc)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{server.log_tail()}")
+        if _healthy(server.uri):
+            return server
+        time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def stop_server(server: Server) -> None:
+    if server.proc.poll() is None:
+        try:
+            os.killpg(server.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            server.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"))
+    try:
+        yield server
+    finally:
+        stop_server(server)

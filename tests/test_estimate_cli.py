@@ -1,0 +1,200 @@
+"""The estimate engine's decisions (fit, alternatives, basis, bad input) and the `advisor estimate` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from advisor.catalog.loader import load_catalog
+from advisor.errors import UsageError
+from advisor.estimate.device import from_target
+from advisor.estimate.engine import Request, estimate, estimate_entry
+from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
+
+FIX = Path(__file__).parent / "fixtures" / "estimate"
+CAT = str(FIX / "catalog.yaml")
+PROFILE = str(FIX / "profile-gpu.json")
+
+
+@pytest.fixture(scope="module")
+def cat():
+    catalog, problems, _ = load_catalog([FIX], include_builtin=False, include_env=False)
+    assert not problems
+    return catalog
+
+
+def run(cat, model, target, fmt="bf16", runtime="transformers", **req):
+    r = dict(fmt=fmt, kv_format="fp16", batch=1, prompt=512, new=128, gpus=1)
+    r.update(req)
+    return estimate_entry(cat.model(model), device=from_target(cat.target(target)), fmt=cat.format(fmt),
+                          runtime=cat.runtimes[runtime], req=Request(**r), formats=cat.formats, targets=cat.targets)
+
+
+def test_70b_on_24gb_does_not_fit_and_says_what_would(cat):
+    est = run(cat, "fx-70b", "fx-gpu-24gb")
+    m = est.memory
+    assert (m.fits, m.verdict) == (False, "does-not-fit")
+    assert m.per_device_bytes > m.available_bytes == 24 * 10**9
+    assert m.fits_with_format is None                 # even int4 (35 GB of weights) exceeds 24 GB
+    # 141.1 GB of bf16 weights over 24 GB GPUs: at least 6 (141.1 / 24 = 5.9), checked exactly below
+    assert m.fits_with_gpus is not None and m.fits_with_gpus >= 6
+    assert "fx-2gpu-80gb" in m.fits_on_targets and "fx-gpu-80gb" not in m.fits_on_targets
+    assert m.explanation.startswith("Does not fit")
+    assert "fx-2gpu-80gb" in m.explanation and f"{m.fits_with_gpus} x fx-gpu-24gb" in m.explanation
+    assert est.latency.explanation.startswith("If it were held")
+
+
+def test_fits_with_gpus_is_the_smallest_count(cat):
+    m = run(cat, "fx-70b", "fx-gpu-24gb").memory
+    # build a target with that many GPUs (and one fewer) and check directly
+    t = cat.target("fx-gpu-24gb")
+    for n, fits in ((m.fits_with_gpus, True), (m.fits_with_gpus - 1, False)):
+        many = t.model_copy(update={"id": f"fx-{n}x24", "gpus": n})
+        est = estimate_entry(cat.model("fx-70b"), device=from_target(many), fmt=cat.format("bf16"),
+                             runtime=cat.runtimes["transformers"],
+                             req=Request("bf16", "fp16", 1, 512, 128, n), formats=cat.formats, targets={})
+        assert est.memory.fits is fits
+
+
+def test_fits_with_format_is_the_least_compressed_that_fits(cat):
+    est = run(cat, "fx-70b", "fx-gpu-80gb")
+    assert not est.memory.fits and est.memory.fits_with_format == "int8"   # 70 GB int8 fits 80 GB; bf16 does not
+    assert run(cat, "fx-70b", "fx-gpu-80gb", fmt="int8").memory.fits
+    assert "at int8" in est.memory.explanation
+
+
+def test_tensor_parallel_two_gpus_fit(cat):
+    est = run(cat, "fx-70b", "fx-2gpu-80gb", gpus=2)
+    assert est.memory.fits and est.memory.verdict == "fits"
+    one = run(cat, "fx-70b", "fx-2gpu-80gb", gpus=1)
+    assert est.memory.per_device_bytes < one.memory.per_device_bytes
+
+
+def test_small_model_fits_with_spec_basis(cat):
+    est = run(cat, "fx-tiny", "fx-gpu-24gb", prompt=100, new=10)
+    assert est.memory.fits and est.memory.verdict == "fits"
+    assert est.memory.fits_with_format is None and est.memory.fits_on_targets == []
+    assert est.memory.basis == "spec" and est.latency.source == "spec"
+    assert est.memory.peak_bytes == est.memory.weights_bytes + est.memory.kv_cache_bytes + est.memory.activations_bytes
+
+
+def test_vllm_reports_pool_concurrency(cat):
+    est = run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10)
+    m = est.memory
+    assert m.available_bytes == int(24e9 * 0.5)                  # gpu_memory_utilization of the fixture
+    assert m.max_concurrent_sequences == m.kv_pool_bytes // (2 * 2 * 2 * 16 * 2 * 110)
+    assert any("concurrent" in n for n in est.notes)
+
+
+def test_bad_requests_are_usage_errors(cat):
+    with pytest.raises(UsageError, match="not offered in int4"):
+        run(cat, "fx-tiny", "fx-gpu-24gb", fmt="int4")
+    with pytest.raises(UsageError, match="context of 4096"):
+        run(cat, "fx-tiny", "fx-gpu-24gb", prompt=4000, new=200)
+    with pytest.raises(UsageError, match="batch must be a positive integer"):
+        run(cat, "fx-tiny", "fx-gpu-24gb", batch=0)
+    with pytest.raises(UsageError, match="exceeds the 1 GPU"):
+        run(cat, "fx-tiny", "fx-gpu-24gb", gpus=2)
+    with pytest.raises(UsageError, match="needs a GPU target"):
+        run(cat, "fx-tiny", "fx-cpu-64gb", runtime="vllm")
+
+
+def test_api_uses_rates_and_measurements(cat):
+    rates = MeasuredRates(device="cuda:0", matmul_tflops={"bf16": 50.0}, bandwidth_gbs=500.0, step_overhead_ms=2.0)
+    est = estimate("fx-tiny", target="fx-gpu-24gb", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT],
+                   rates=rates)
+    assert est.latency.source == "calibrated" and est.latency.rates["bandwidth_gbs"] == 500.0
+    m = LatencyMeasurement(model="fx-tiny", format="bf16", device="cuda:0", prompt_tokens=100, batch=1,
+                           prefill_ms=Spread.from_values([5, 6, 7]), decode_ms_per_token=Spread.from_values([1, 2, 3]),
+                           method="architecture-probe")
+    est = estimate("fx-tiny", target="fx-gpu-24gb", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT],
+                   measurement=m)
+    assert est.latency.source == "measured" and est.latency.prefill_ms == 6
+
+
+def test_local_target_calls_the_probes_and_records_why_they_skipped(cat, monkeypatch):
+    monkeypatch.setenv("ADVISOR_HARDWARE_FIXTURE", PROFILE)
+    calls = []
+
+    def fake(entry, fmt, batch, prompt_tokens, new_tokens, **kw):
+        calls.append((entry.id, fmt, batch, prompt_tokens, new_tokens, kw.get("run")))
+        return types.SimpleNamespace(rates=None, measurement=None, skipped="torch is not installed",
+                                     from_cache=False, notes=[])
+
+    monkeypatch.setitem(sys.modules, "advisor.probe.api", types.SimpleNamespace(local_calibration=fake))
+    est = estimate("fx-tiny", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT])
+    assert calls == [("fx-tiny", "bf16", 1, 100, 10, True)]
+    assert est.target == "local" and est.latency.source == "spec"
+    assert "probe skipped: torch is not installed" in est.notes
+    assert est.memory.available_bytes == 24_000_000_000         # the detected GPU's memory
+    calls.clear()
+    estimate("fx-tiny", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT], probe=False)
+    assert calls == []
+
+
+# ---- the command itself ----
+
+def test_cli_70b_on_24gb_explains(advisor_cli):
+    r = advisor_cli("estimate", "fx-70b", "--catalog", CAT, "--target", "fx-gpu-24gb", "--no-probe",
+                    env={"COLUMNS": "160"})
+    assert r.returncode == 0, r.stderr
+    out = " ".join(r.stdout.split())
+    assert "DOES NOT FIT" in out and "fx-2gpu-80gb" in out
+    for term in ("weights", "logits", "prefill FLOPs", "bytes read per decode step", "decode per token"):
+        assert term in out
+
+
+def test_cli_json_has_every_basis(advisor_cli):
+    r = advisor_cli("estimate", "fx-tiny", "--catalog", CAT, "--target", "fx-gpu-24gb", "--no-probe", "--json",
+                    "--prompt-tokens", "100", "--new-tokens", "10", "--batch", "2", "--kv-format", "fp8")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["memory"]["verdict"] == "fits" and d["memory"]["basis"] == "spec"
+    assert d["latency"]["source"] == "spec"
+    assert (d["batch"], d["prompt_tokens"], d["new_tokens"], d["kv_format"]) == (2, 100, 10, "fp8")
+    assert d["memory"]["kv_cache_bytes"] == 2 * 2 * 2 * 16 * 1 * 110 * 2     # fp8: 1 byte, batch 2
+
+
+def test_cli_local_target_from_a_profile_fixture(advisor_cli):
+    r = advisor_cli("estimate", "fx-tiny", "--catalog", CAT, "--no-probe", "--json",
+                    env={"ADVISOR_HARDWARE_FIXTURE": PROFILE})
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["target"] == "local" and d["memory"]["available_bytes"] == 24_000_000_000
+    assert (d["prompt_tokens"], d["new_tokens"]) == (512, 128)                 # documented defaults
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["fx-tinyy"], "unknown model"),
+    (["fx-tiny", "--target", "fx-gpu-25gb"], "unknown target"),
+    (["fx-tiny", "--format", "int4"], "not offered in int4"),
+    (["fx-tiny", "--prompt-tokens", "5000"], "context"),
+    (["fx-tiny", "--batch", "-1"], "positive"),
+    (["fx-tiny", "--new-tokens", "0"], "positive"),
+    (["fx-70b", "--target", "fx-2gpu-80gb", "--gpus", "3"], "exceeds the 2 GPU"),
+])
+def test_cli_bad_input_is_one_line_exit_2(advisor_cli, args, needle):
+    target = [] if "--target" in args else ["--target", "fx-gpu-24gb"]
+    r = advisor_cli("estimate", *args, *target, "--catalog", CAT, "--no-probe")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_unmatched_local_gpu_needs_probe_figures(cat):
+    from advisor.hardware.schema import GPUInfo, HardwareProfile
+
+    prof = HardwareProfile(gpu_count=1, gpus=[GPUInfo(index=0, name="Mystery GPU", memory_total_bytes=10**10)])
+    with pytest.raises(UsageError, match="no datasheet peaks"):
+        estimate("fx-tiny", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT], profile=prof, probe=False)
+    m = LatencyMeasurement(model="fx-tiny", format="bf16", device="cuda:0", prompt_tokens=100, batch=1,
+                           prefill_ms=Spread.from_values([5.0]), decode_ms_per_token=Spread.from_values([2.0]),
+                           method="architecture-probe")
+    est = estimate("fx-tiny", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT], profile=prof, measurement=m)
+    assert est.latency.source == "measured" and est.latency.e2e_ms == pytest.approx(5 + 9 * 2)
+    assert est.memory.available_bytes == 10**10

@@ -1,0 +1,216 @@
+"""The architecture probe on tiny architectures: extrapolation, budget stop, OOM, memory freed."""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import weakref
+from pathlib import Path
+
+import pytest
+
+from advisor.catalog.schema import Architecture, ModelEntry
+from advisor.probe import api
+from advisor.probe.arch_probe import _Samples
+from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, ProbeConfig
+
+torch = pytest.importorskip("torch")
+FIX = Path(__file__).parent / "fixtures" / "probe"
+
+
+@pytest.fixture(autouse=True)
+def canned_microprobes(monkeypatch):
+    """The microprobes have their own test; here they would only cost seconds per test."""
+    from advisor.estimate.schema import MeasuredRates
+
+    monkeypatch.setattr("advisor.probe.micro.run_microprobes", lambda device, **kw: MeasuredRates(
+        device=device, matmul_tflops={"fp32": 0.1}, bandwidth_gbs=20.0, step_overhead_ms=0.01))
+
+
+def entry(**arch_changes) -> ModelEntry:
+    e = ModelEntry.model_validate_json((FIX / "tiny_entry.json").read_text())
+    if arch_changes:
+        e = e.model_copy(update={"architecture": e.arch.model_copy(update=arch_changes)})
+    return e
+
+
+def test_extrapolation_adds_fixed_parts_and_scales_layers():
+    s = _Samples()
+    s.add(total_ms=10.0, layer_ms=[3.0, 5.0], head_ms=7.0)     # fixed = 10 - 8 = 2, mean layer 4
+    s.add(total_ms=12.0, layer_ms=[4.0, 4.0], head_ms=9.0)     # fixed = 4, mean layer 4
+    assert s.predictions(24) == [2 + 24 * 4 + 7, 4 + 24 * 4 + 9]
+    c = s.components()
+    assert (c.fixed_ms, c.layer_ms, c.lm_head_ms, c.layer_samples, c.samples) == (3.0, 4.0, 8.0, 4, 2)
+
+
+@pytest.mark.parametrize("prefer", ["transformers", "built-in"])
+def test_probe_tiny_architecture(prefer):
+    if prefer == "transformers":
+        pytest.importorskip("transformers")
+    e = entry()
+    m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 32, new_tokens=6, device="cpu", budget_s=30,
+                                  prefer=prefer)
+    assert m.method == "architecture-probe" and m.layers_timed == [2]
+    assert d.backend == prefer and d.depth == 2 and d.full_depth == 6
+    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 3      # never one sample
+    assert 0 < m.decode_ms_per_token.p50 <= m.decode_ms_per_token.p95 <= m.decode_ms_per_token.max
+    assert d.prefill.layer_samples == 6 and d.decode.layer_samples == 12
+    # the prediction is the sum of its parts at full depth
+    parts = d.decode.fixed_ms + 6 * d.decode.layer_ms + d.decode.lm_head_ms
+    assert m.decode_ms_per_token.p50 == pytest.approx(parts, rel=0.5)
+
+
+class _Sleeper(torch.nn.Module):
+    def __init__(self, ms: float):
+        super().__init__()
+        self.ms = ms
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.ms / 1000)
+        return x
+
+
+def test_extrapolation_recovers_known_layer_and_head_costs(monkeypatch):
+    """A fake model whose parts take known times: fixed 3 ms, 4 ms per layer, head 6 ms (prefill 12 ms)."""
+    import time
+
+    from advisor.probe import build
+
+    def fake_body(arch, layers, fmt, device, **kw):
+        blocks = torch.nn.ModuleList(_Sleeper(4.0) for _ in range(layers))
+
+        def forward(ids, cache):
+            time.sleep(0.003)
+            x = torch.zeros(ids.shape[0], ids.shape[1], arch.hidden_size)
+            for b in blocks:
+                x = b(x)
+            return x, (cache or 0) + 1
+
+        return build.Body(blocks, list(blocks), forward, "fake")
+
+    def fake_head(self, hidden):
+        time.sleep(0.012 if hidden.shape[1] > 1 else 0.006)
+        return torch.zeros(hidden.shape[0], hidden.shape[1], 10)
+
+    monkeypatch.setattr(build, "build_body", fake_body)
+    monkeypatch.setattr(build.LMHead, "__call__", fake_head)
+    e = entry(num_hidden_layers=30)
+    m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 32, new_tokens=8, device="cpu", budget_s=30)
+    assert d.decode.layer_ms == pytest.approx(4.0, abs=1.5)
+    assert d.decode.lm_head_ms == pytest.approx(6.0, abs=1.5)
+    expected_decode = 3 + 30 * 4 + 6
+    expected_prefill = 3 + 30 * 4 + 12
+    # sleeps only ever overshoot; a busy machine adds a little per call
+    assert expected_decode * 0.97 < m.decode_ms_per_token.p50 < expected_decode * 1.5
+    assert expected_prefill * 0.97 < m.prefill_ms.p50 < expected_prefill * 1.5
+    assert m.layers_timed == [2]
+
+
+def _stepping_clock(step_s: float):
+    counter = itertools.count()
+    return lambda: next(counter) * step_s
+
+
+def test_budget_stop_gives_a_partial_result_with_a_note():
+    e = entry()
+    cfg = ProbeConfig(decode_steps=200, prefill_repeats=50, warmup_steps=1)
+    # every clock reading advances 10 ms: the budget runs out part-way through the decode loop
+    budget = Budget(1.0, clock=_stepping_clock(0.01))
+    m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 16, new_tokens=200, device="cpu", config=cfg,
+                                  budget=budget)
+    assert 2 <= m.decode_ms_per_token.n < 200
+    assert any("stopped at the time budget" in n and "decode steps" in n for n in m.notes)
+    assert m.prefill_ms.n < 50
+
+
+def test_tiny_budget_measures_nothing_and_says_so():
+    res = api.local_calibration(entry(), "fp32", 1, 16, 4, budget_s=1e-9)
+    assert res.measurement is None
+    assert res.skipped.startswith("budget exhausted")
+    assert not res.from_cache
+
+
+def test_budget_exhausted_before_decode_raises():
+    e = entry()
+    with pytest.raises(BudgetExhausted, match="budget exhausted"):
+        api.probe_architecture(e.id, e.arch, "fp32", 1, 16, device="cpu", budget=Budget(0.0))
+
+
+def _track_modules(monkeypatch):
+    """Keep weak references to every decoder and head the probe builds."""
+    from advisor.probe import build
+
+    refs: list[weakref.ref] = []
+    orig_body, orig_head_init = build.build_body, build.LMHead.__init__
+
+    def body(*a, **kw):
+        b = orig_body(*a, **kw)
+        refs.append(weakref.ref(b.module))
+        return b
+
+    def head_init(self, *a, **kw):
+        orig_head_init(self, *a, **kw)
+        refs.append(weakref.ref(self.linear))
+
+    monkeypatch.setattr(build, "build_body", body)
+    monkeypatch.setattr(build.LMHead, "__init__", head_init)
+    return refs
+
+
+def test_memory_is_freed_after_a_probe(monkeypatch):
+    refs = _track_modules(monkeypatch)
+    res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
+    assert res.measurement is not None
+    gc.collect()
+    assert len(refs) == 2
+    assert all(r() is None for r in refs), "the probe kept a reference to its model"
+
+
+def test_out_of_memory_reports_does_not_fit_and_frees(monkeypatch):
+    from advisor.probe import build
+
+    refs = _track_modules(monkeypatch)
+
+    def oom(self, hidden):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(build.LMHead, "__call__", oom)
+    res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
+    assert res.measurement is None and res.does_not_fit
+    assert res.skipped.startswith("does not fit")
+    gc.collect()
+    assert refs and all(r() is None for r in refs)
+
+
+def test_runtime_error_out_of_memory_is_also_caught(monkeypatch):
+    from advisor.probe import build
+
+    def oom(*a, **kw):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 9999 bytes. Error code 12 (Cannot allocate memory) out of memory")
+
+    monkeypatch.setattr(build, "cheap_fill_", oom)
+    res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
+    assert res.does_not_fit
+
+
+def test_other_errors_are_not_hidden_as_oom(monkeypatch):
+    from advisor.probe import build
+
+    monkeypatch.setattr(build.LMHead, "__call__", lambda self, h: (_ for _ in ()).throw(ValueError("bug")))
+    with pytest.raises(ValueError, match="bug"):
+        api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
+
+
+def test_memory_cap_refuses_before_allocating(monkeypatch):
+    import advisor.probe.safety as safety
+
+    monkeypatch.setattr(safety, "free_memory_bytes", lambda device: 10_000)
+    refs = _track_modules(monkeypatch)
+    with pytest.raises(DoesNotFit, match="cap"):
+        e = entry()
+        api.probe_architecture(e.id, e.arch, "fp32", 1, 32, device="cpu", budget_s=30)
+    assert refs == []   # nothing was built
