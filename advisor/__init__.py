@@ -7,10 +7,11 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# estimate, recommend and check are subpackages whose modules are callable (advisor._callable).
 _API = {
-    "estimate": ("advisor.estimate.engine", "estimate"),
-    "recommend": ("advisor.recommend.engine", "recommend"),
-    "check": ("advisor.check.engine", "check"),
+    "estimate": ("advisor.estimate", None),
+    "recommend": ("advisor.recommend", None),
+    "check": ("advisor.check", None),
     "profile": ("advisor.hardware.profile", "detect_profile"),
     "get_catalog": ("advisor.catalog.loader", "get_catalog"),
 }
@@ -23,5 +24,6 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _API[name]
-        return getattr(importlib.import_module(module), attr)
+        mod = importlib.import_module(module)
+        return mod if attr is None else getattr(mod, attr)
     raise AttributeError(f"module 'advisor' has no attribute {name!r}")

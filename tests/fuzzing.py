@@ -218,6 +218,16 @@ def _apply(draw, doc: Any, path: tuple, op: str) -> Any:
 
 # --------------------------------------------------------------------------- serialisation
 
+@contextlib.contextmanager
+def _recursion_limit(n: int):
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, n))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
 def laughs(levels: int, fanout: int, *, where: str = "models") -> str:
     """A 'billion laughs' alias bomb: fanout**levels strings from a few hundred bytes of YAML."""
     names = [f"l{i}" for i in range(levels + 1)]
@@ -288,14 +298,16 @@ def yaml_text(draw, base: Any, *, bomb_where: str = "models") -> bytes:
         return draw(st.binary(max_size=300))
     doc = draw(mutated(base))
     style = draw(st.sampled_from(["block", "flow", "json", "canonical"]))
-    try:
-        if style == "json":
-            text = json.dumps(doc, default=str)
-        else:
-            text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=draw(st.booleans()),
-                                  default_flow_style=(style == "flow"), canonical=(style == "canonical"))
-    except (ValueError, RecursionError, yaml.YAMLError):
-        text = str(doc)
+    unicode = draw(st.booleans())
+    with _recursion_limit(30000):
+        try:
+            if style == "json":
+                text = json.dumps(doc, default=str)
+            else:
+                text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=unicode,
+                                      default_flow_style=(style == "flow"), canonical=(style == "canonical"))
+        except (ValueError, RecursionError, yaml.YAMLError):
+            text = "models: " + "[" * 3000 + "1" + "]" * 3000 + "\n"
     data = text.encode("utf-8", "surrogatepass")
     return draw(byte_edits(data))
 
@@ -351,10 +363,12 @@ def json_text(draw, base: Any) -> bytes:
     if choice < 11:
         return draw(st.binary(max_size=300))
     doc = draw(mutated(base))
-    try:
-        text = json.dumps(doc, allow_nan=True, ensure_ascii=draw(st.booleans()))
-    except (ValueError, RecursionError):
-        text = "{}"
+    ascii_only = draw(st.booleans())
+    with _recursion_limit(30000):
+        try:
+            text = json.dumps(doc, allow_nan=True, ensure_ascii=ascii_only)
+        except (ValueError, RecursionError):
+            text = '{"hidden_size": ' + "[" * 3000 + "1" + "]" * 3000 + "}"
     return draw(byte_edits(text.encode("utf-8", "surrogatepass"),
                            snippets=['"x"', "NaN", "-Infinity", "1e400", "[", "}", '"\\ud800"', "null", ",,"]))
 
@@ -469,11 +483,12 @@ def hf_config_case(draw) -> Case:
 def policy_case(draw) -> Case:
     data = draw(yaml_text(BASE_POLICY, bomb_where="top"))
     files = {"policy.yaml": data, "catalog.yaml": CATALOG_BYTES, "hf/gpt2.json": GPT2_CONFIG}
-    if _command_exists("check"):
-        flags = [f for f in ("--no-probe", "--no-mlflow") if _has_option("check", f)]
+    if _command_exists("check") and draw(st.integers(0, 3)) > 0:
+        flags = [f for f in NO_WORK if _has_option("check", f)]
         argv = ["check", "--policy", "{dir}/policy.yaml", *flags]
-        if draw(st.booleans()) and _has_option("check", "--json"):
-            argv.append("--json")
+        extra = draw(st.sampled_from([[], ["--json"], ["--explain"], ["--target", "fuzz-gpu-24gb"],
+                                      ["--max-latency-ms", "100"], ["--junit", "{dir}/junit.xml"]]))
+        argv += [e for e in extra if e.startswith("{") or e.lstrip("-") == e or _has_option("check", e)]
         return Case("policy", files, argv)
     return Case("policy", files, ["{dir}/policy.yaml"], direct="policy")
 
@@ -570,6 +585,7 @@ def _has_option(command: str, flag: str) -> bool:
 
 # Commands that do real work (probing, network) are fuzzed only with the flags that switch it off.
 _SKIP_COMMANDS = {"probe", "log", "compare"}
+_SKIP_OPTIONS = {"--tracking-uri", "--model-uri", "--set-alias-on-pass", "--experiment", "--refresh", "--budget-s"}
 # Path values: nothing outside the case folder is written (the case runs with it as cwd).
 # (No NUL: an argv from exec() cannot hold one.)
 PATH_VALUES = ["user.yaml", "missing.yaml", ".", "sub", "out.md", "out.png", "hf/gpt2.json", "hf",
@@ -615,7 +631,7 @@ def cli_args_case(draw) -> Case:
     cmd = commands[name]
     argv = name.split()
     tokens: list[str] = []
-    params = [p for p in cmd.params if p.name not in ("help",)]
+    params = [p for p in cmd.params if p.name not in ("help",) and not set(p.opts) & _SKIP_OPTIONS]
     for _ in range(draw(st.integers(0, 6))):
         what = draw(st.integers(0, 9))
         if what <= 6 and params:
@@ -812,10 +828,11 @@ def run_case(case: Case, folder: Path, *, timeout: float = CASE_TIMEOUT_S) -> Ou
     env.setdefault("ADVISOR_CACHE_DIR", str(folder / "cache"))
     env.setdefault("ADVISOR_HARDWARE_FIXTURE", "")
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
-    saved_env = {k: os.environ.get(k) for k in [*env, "ADVISOR_CATALOG_PATH", "ADVISOR_DEBUG"]}
+    dropped = ("ADVISOR_CATALOG_PATH", "ADVISOR_DEBUG", "GITHUB_STEP_SUMMARY")
+    saved_env = {k: os.environ.get(k) for k in [*env, *dropped]}
     os.environ.update(env)
-    os.environ.pop("ADVISOR_CATALOG_PATH", None)
-    os.environ.pop("ADVISOR_DEBUG", None)
+    for k in dropped:
+        os.environ.pop(k, None)
     _clear_process_caches()
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
@@ -876,8 +893,8 @@ def run_case_subprocess(case: Case, folder: Path, *, timeout: float = 120) -> Ou
     else:
         cmd = [sys.executable, "-m", "advisor", *[_fill(a, folder) for a in case.argv]]
     env = dict(os.environ)
-    env.pop("ADVISOR_CATALOG_PATH", None)
-    env.pop("ADVISOR_DEBUG", None)
+    for k in ("ADVISOR_CATALOG_PATH", "ADVISOR_DEBUG", "GITHUB_STEP_SUMMARY"):
+        env.pop(k, None)
     env.update({"ADVISOR_REPORTS_DIR": str(folder / "reports"), "ADVISOR_CACHE_DIR": str(folder / "cache"),
                 "ADVISOR_HARDWARE_FIXTURE": "", "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
                 "PYTHONPATH": str(REPO) + os.pathsep + env.get("PYTHONPATH", "")})

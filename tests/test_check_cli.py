@@ -198,3 +198,9 @@ def test_help_documents_exit_codes(capsys):
     assert code == 0
     for text in ("0  every check passed", "1  a check failed", "2  usage or input error", "3  infrastructure error"):
         assert text in out
+
+
+def test_positional_model_may_be_a_folder(capsys):
+    code, out, err = advisor(capsys, "check", str(CHECK / "tiny-model"), "--target", "gate-gpu-24gb", "--json", *NAMED)
+    assert code == 0, err
+    assert CheckReport.model_validate_json(out).model.kind == "path"

@@ -23,6 +23,15 @@ def test_policy_file_loads_with_target_shorthand_and_overrides():
     assert p.catalog == [str((CHECK / "catalog.yaml").resolve())]
 
 
+def test_targets_as_a_mapping(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("targets:\n  a10g-24gb: {max_latency_ms: 3000}\n  l4-24gb:\n")
+    p = load_policy(path)
+    assert [t.id for t in p.targets] == ["a10g-24gb", "l4-24gb"]
+    assert p.effective_thresholds("a10g-24gb")["max_latency_ms"] == 3000
+    assert p.effective_thresholds("l4-24gb")["max_latency_ms"] is None
+
+
 def test_bad_threshold_names_file_line_and_field():
     with pytest.raises(UsageError) as exc:
         load_policy(CHECK / "policy-bad-threshold.yaml")

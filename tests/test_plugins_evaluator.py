@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*type hints.*:UserWarning")
+
 LLAMA_CONFIG = {"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32,
                 "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
                 "max_position_embeddings": 2048, "architectures": ["LlamaForCausalLM"]}
@@ -50,7 +52,8 @@ def test_evaluate_by_name_times_the_model_and_estimates_fit(logged_model):
 
     data = pd.DataFrame({"text": ["short", "a longer prompt", "x" * 50, "four"]})
     result = mlflow.models.evaluate(logged_model[1], data, model_type="text", evaluators=["advisor"],
-                                    evaluator_config={"targets": ["a10g-24gb", "no-such-gpu"], "repeats": 3})
+                                    evaluator_config={"advisor": {"targets": ["a10g-24gb", "no-such-gpu"],
+                                                                 "repeats": 3}})
     m = result.metrics
     assert m["advisor/rows"] == 4
     assert 2.0 <= m["advisor/latency_row_p50_ms"] <= m["advisor/latency_row_p95_ms"]

@@ -203,3 +203,20 @@ def test_estimate_and_probe_reports(mlflow_server):
     run = client(mlflow_server).get_run(res.run_id)
     assert run.data.metrics["matmul_tflops.fp32"] == 0.12 and run.data.params["device"] == "cpu"
     assert run.data.tags["advisor.complete"] == "true"
+
+
+def test_credentials_never_reach_params_tags_or_artifacts(mlflow_server, monkeypatch, tmp_path):
+    exp = f"creds-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "hunter2-secret")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    uri = mlflow_server.uri.replace("http://", "http://alice:hunter2-secret@")
+    rec = make_rec()
+    res = record("recommendation", rec, {"report.md": "# r"}, send=True, tracking_uri=uri, experiment=exp)
+    assert res.ok, res.message()
+    run = client(mlflow_server).get_run(res.run_id)
+    everything = json.dumps([run.data.params, run.data.tags])
+    dl = Path(client(mlflow_server).download_artifacts(res.run_id, "", str(tmp_path / "dl")))
+    everything += "".join(p.read_text(errors="replace") for p in dl.rglob("*") if p.is_file())
+    everything += (res.folder / "manifest.json").read_text()
+    assert "hunter2" not in everything
+    assert outbox.read_manifest(res.folder)["sent_tracking_uri"] == mlflow_server.uri.replace("http://", "http://***@")

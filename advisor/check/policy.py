@@ -17,9 +17,9 @@ from advisor.yamlio import load_yaml, strip_lines
 THRESHOLD_KEYS = ("max_latency_ms", "max_ttft_ms", "min_tokens_per_s", "memory_headroom", "min_quality")
 DEFAULT_HEADROOM = 0.10
 DEFAULT_FORMAT = "bf16"
-# Request shape when neither the policy, the flags nor a task give one.
-DEFAULT_PROMPT_TOKENS = 1024
-DEFAULT_NEW_TOKENS = 256
+# Request shape when neither the policy, the flags nor a task give one (the estimator's defaults).
+DEFAULT_PROMPT_TOKENS = 512
+DEFAULT_NEW_TOKENS = 128
 
 
 class _Strict(BaseModel):
@@ -36,7 +36,8 @@ class Thresholds(_Strict):
 
 
 class TargetPolicy(Thresholds):
-    """One target with optional overrides: `- a10g-24gb` or `- {id: a10g-24gb, max_latency_ms: 3000}`."""
+    """One target with optional overrides: `- a10g-24gb` or `- {id: a10g-24gb, max_latency_ms: 3000}`
+    (or, as a mapping, `a10g-24gb: {max_latency_ms: 3000}`)."""
 
     id: str = Field(min_length=1)
     gpus: int | None = Field(default=None, ge=1, le=1024)
@@ -78,7 +79,11 @@ class Policy(_Strict):
     @field_validator("targets", mode="before")
     @classmethod
     def _target_strings(cls, value):
-        # "- a10g-24gb" is short for "- {id: a10g-24gb}"
+        # "- a10g-24gb" is short for "- {id: a10g-24gb}"; a mapping {a10g-24gb: {max_latency_ms: 3000}}
+        # is accepted too
+        if isinstance(value, dict) and "id" not in value:
+            value = [{"id": k, **(v if isinstance(v, dict) else {})} if v is None or isinstance(v, dict) else v
+                     for k, v in value.items()]
         if isinstance(value, (str, dict)):
             value = [value]
         if isinstance(value, list):

@@ -15,7 +15,7 @@ from pathlib import Path
 from advisor.catalog.schema import Architecture, ModelEntry
 from advisor.check.policy import parse_model_uri
 from advisor.check.schema import ModelSource
-from advisor.errors import InfraError, UsageError
+from advisor.errors import UsageError
 
 # Depth to search registry artifacts for config.json (transformers flavour keeps it one or two
 # folders down); only the small JSON files are downloaded, never the weights.

@@ -30,7 +30,8 @@ def _model_args(model: str | None) -> dict:
         return {}
     if model.startswith("models:/"):
         return {"model_uri": model}
-    if os.sep in model or model.endswith(".json") or Path(model).is_dir():
+    # catalog aliases may hold '/' (Qwen/Qwen2.5-7B): only an existing path or a .json is a path
+    if model.endswith(".json") or Path(model).exists():
         return {"model_path": model}
     return {"model": model}
 

@@ -58,6 +58,18 @@ def cpu_peak_tflops(cores: int, mhz: float, flags: list[str], runtime: RuntimePr
     return {"fp32": fp32, "bf16": fp32 * boost, "fp16": fp32}
 
 
+def nvml_peak_tflops(cuda_cores: int | None, sm_clock_mhz: int | None) -> dict[str, float]:
+    """CUDA-core FMA peak (2 FLOPs per core per clock) for a GPU without a datasheet entry.
+
+    Tensor-core rates are not derivable from NVML, so the same figure stands for bf16/fp16: a
+    deliberate under-estimate of compute for GPUs that have tensor cores.
+    """
+    if not cuda_cores or not sm_clock_mhz:
+        return {}
+    fp32 = cuda_cores * sm_clock_mhz * 1e6 * 2 / 1e12
+    return {"fp32": fp32, "bf16": fp32, "fp16": fp32}
+
+
 def _ram(profile: HardwareProfile) -> int | None:
     """RAM this process may use: what is available, capped by a container's limit."""
     cpu = profile.cpu
@@ -72,8 +84,14 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
         gpu = profile.gpus[0]
         matched = targets.get(gpu.matched_target) if gpu.matched_target else None
         notes = []
+        derived: dict[str, float] = {}
         if matched is None:
-            notes.append(f"GPU '{gpu.name}' is not in hardware.yaml: no datasheet peaks; latency needs probe rates")
+            derived = nvml_peak_tflops(gpu.cuda_cores, gpu.max_sm_clock_mhz)
+            if derived:
+                notes.append(f"GPU '{gpu.name}' is not in hardware.yaml: peak derived from NVML (CUDA cores x max SM "
+                             "clock x 2), tensor cores not counted, so compute figures are conservative")
+            else:
+                notes.append(f"GPU '{gpu.name}' is not in hardware.yaml: no datasheet peaks; latency needs probe rates")
         memory = gpu.memory_total_bytes or (int(matched.memory_gb * 1e9) if matched else None)
         if not memory:
             raise UsageError(f"cannot read the memory size of local GPU '{gpu.name}'",
@@ -81,7 +99,7 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
         bandwidth = gpu.peak_bandwidth_gbs or (matched.memory_bandwidth_gbs if matched else 0.0)
         return DeviceSpec(id="local", name=gpu.name or "local GPU", kind="gpu", memory_bytes=int(memory),
                           count=max(profile.gpu_count, len(profile.gpus)), bandwidth_gbs=bandwidth,
-                          peak_tflops=dict(matched.peak_tflops) if matched else {}, ram_bytes=ram,
+                          peak_tflops=dict(matched.peak_tflops) if matched else derived, ram_bytes=ram,
                           workspace_key=matched.id if matched else "default", notes=tuple(notes))
     cpu = profile.cpu
     # a container's affinity caps the cores this process can use

@@ -186,6 +186,7 @@ def parse_gpu(raw: dict[str, Any], position: int) -> GPUInfo:
         max_memory_clock_mhz=mem_clock,
         peak_bandwidth_gbs=peak_bandwidth_gbs(bus, mem_clock),
         max_sm_clock_mhz=r.get("max_clock_sm_mhz", _positive),
+        cuda_cores=r.get("num_cores", _positive),
         power_limit_w=power,
         mig_mode=_mig_mode(r, raw),
     )

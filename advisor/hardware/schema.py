@@ -22,6 +22,7 @@ class GPUInfo(BaseModel):
     max_memory_clock_mhz: int | None = None
     peak_bandwidth_gbs: float | None = None        # bus width x max memory clock x 2 (DDR) / 8
     max_sm_clock_mhz: int | None = None
+    cuda_cores: int | None = None                  # NVML num_cores; with the SM clock gives a CUDA-core peak
     power_limit_w: float | None = None
     mig_mode: bool | None = None
     matched_target: str | None = None              # hardware.yaml id whose peaks apply, if any

@@ -1,1 +1,5 @@
+"""Recommend: `advisor.recommend(...)` calls advisor.recommend.engine.recommend."""
 
+from advisor._callable import make_module_callable
+
+make_module_callable(__name__, "advisor.recommend.engine", "recommend")

@@ -4,7 +4,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from advisor.recommend.schema import Recommendation
+from advisor.recommend.schema import Candidate, Recommendation
+
+
+def _plotted(cands: list[Candidate]) -> list[Candidate]:
+    """fp16 duplicates bf16's figures on most targets: keep one point per distinct (model, figures)."""
+    seen, out = set(), []
+    for c in sorted(cands, key=lambda c: (c.format != "bf16", c.key)):
+        sig = (c.model, round(c.e2e_p95_ms, 3), c.memory_bytes, c.quality)
+        if sig not in seen:
+            seen.add(sig)
+            out.append(c)
+    return out
+
+
+def _frontier_2d(cands: list[Candidate]) -> list[Candidate]:
+    """Passing candidates not beaten on both quality and latency, sorted by latency (a staircase)."""
+    best, out = float("-inf"), []
+    for c in sorted(cands, key=lambda c: (c.e2e_p95_ms, -(c.quality or 0))):
+        if c.quality is not None and c.quality > best:
+            out.append(c)
+            best = c.quality
+    return out
 
 
 def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Path:
@@ -12,36 +33,49 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     t = next((x for x in rec.targets if x.target == target), rec.targets[0])
-    cands = [c for c in rec.candidates if c.target == t.target and c.quality is not None and c.e2e_p95_ms > 0]
+    cands = _plotted([c for c in rec.candidates if c.target == t.target and c.quality is not None and c.e2e_p95_ms > 0])
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
     max_mem = max((c.memory_bytes for c in cands), default=1) or 1
-    for passed, color, label in ((False, "#bbbbbb", "rejected"), (True, "#1f77b4", "meets constraints")):
+    size = lambda c: 30 + 500 * c.memory_bytes / max_mem  # noqa: E731
+    for passed, color, label in ((False, "#c8c8c8", "rejected"), (True, "#1f77b4", "meets every constraint")):
         pts = [c for c in cands if c.passed == passed]
         if pts:
-            ax.scatter([c.e2e_p95_ms / 1000 for c in pts], [c.quality for c in pts],
-                       s=[40 + 600 * c.memory_bytes / max_mem for c in pts], c=color, alpha=0.55,
-                       edgecolors="white", linewidths=0.5, label=label, zorder=2)
-    front = sorted((c for c in cands if c.on_frontier), key=lambda c: c.e2e_p95_ms)
-    if front:
-        ax.plot([c.e2e_p95_ms / 1000 for c in front], [c.quality for c in front], "-", color="#2ca02c",
-                lw=1.5, zorder=3, label="Pareto frontier (quality, latency, memory)")
-        for c in front:
+            ax.scatter([c.e2e_p95_ms / 1000 for c in pts], [c.quality for c in pts], s=[size(c) for c in pts],
+                       c=color, alpha=0.6, edgecolors="white", linewidths=0.5, label=label, zorder=2)
+    ring = [c for c in cands if c.on_frontier]
+    if ring:
+        ax.scatter([c.e2e_p95_ms / 1000 for c in ring], [c.quality for c in ring], s=[size(c) + 60 for c in ring],
+                   facecolors="none", edgecolors="#2ca02c", linewidths=1.4, zorder=3,
+                   label="Pareto frontier (quality, latency, memory)")
+    stairs = _frontier_2d([c for c in cands if c.passed])
+    if stairs:
+        ax.step([c.e2e_p95_ms / 1000 for c in stairs], [c.quality for c in stairs], where="post", color="#2ca02c",
+                lw=1.2, alpha=0.8, zorder=3, label="best quality for a given latency")
+        pick_key = t.pick.key if t.pick else None
+        for i, c in enumerate(x for x in stairs if x.key != pick_key):
             ax.annotate(f"{c.model} {c.format}", (c.e2e_p95_ms / 1000, c.quality), textcoords="offset points",
-                        xytext=(6, 4), fontsize=8, color="#225522")
-    budget = rec.latency_budget_ms
-    if budget:
-        ax.axvline(budget / 1000, color="#d62728", ls="--", lw=1, label=f"latency budget {budget / 1000:g} s")
+                        xytext=(8, -12 if i % 2 else 4), ha="left", fontsize=8, color="#1d5c1d", zorder=4)
+    if rec.latency_budget_ms:
+        ax.axvline(rec.latency_budget_ms / 1000, color="#d62728", ls="--", lw=1,
+                   label=f"latency budget {rec.latency_budget_ms / 1000:g} s")
     if t.pick is not None and t.pick.quality is not None:
-        ax.scatter([t.pick.e2e_p95_ms / 1000], [t.pick.quality], marker="*", s=500, c="#ff7f0e",
+        ax.scatter([t.pick.e2e_p95_ms / 1000], [t.pick.quality], marker="*", s=520, c="#ff7f0e",
                    edgecolors="black", zorder=5, label=f"pick: {t.pick.model} ({t.pick.format})")
+        ax.annotate(f"PICK {t.pick.model} {t.pick.format}", (t.pick.e2e_p95_ms / 1000, t.pick.quality),
+                    textcoords="offset points", xytext=(10, -4), fontsize=9, weight="bold", zorder=6)
     ax.set_xscale("log")
-    ax.set_xlabel(f"end-to-end p95 latency, s (log scale; {rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out)")
-    ax.set_ylabel("task quality proxy (0-100)")
-    ax.set_title(f"{rec.task} on {t.target_name}: {t.device_summary}\nmarker size = memory per device", fontsize=11)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if str(f"{v:g}")[0] in "25" else ""))
+    ax.set_xlabel(f"end-to-end p95 latency in seconds, log scale ({rec.shape.prompt_tokens} tokens in, "
+                  f"{rec.shape.new_tokens} out, batch {rec.shape.batch})")
+    ax.set_ylabel("task quality proxy (0-100, from published benchmarks)")
+    ax.set_title(f"{rec.task} on {t.target_name} ({t.device_summary})\nmarker size = memory per device; "
+                 "unscored models not shown", fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, markerscale=0.5)
+    ax.legend(loc="lower right", fontsize=8, markerscale=0.5, framealpha=0.9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,51 @@
+"""Hardware microprobes: plausible rates, the budget, the memory cap, the cache."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.probe import api
+from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit
+
+torch = pytest.importorskip("torch")
+
+
+def test_microprobes_measure_plausible_cpu_rates():
+    from advisor.probe.micro import run_microprobes
+
+    r = run_microprobes("cpu", budget=Budget(30), fingerprint="fp")
+    assert r.device == "cpu" and set(r.matmul_tflops) == {"fp32"}
+    assert 1e-4 < r.matmul_tflops["fp32"] < 100          # 0.1 GFLOPS .. 100 TFLOPS
+    assert 0.1 < r.bandwidth_gbs < 10_000
+    assert 0 < r.step_overhead_ms < 50
+    assert r.per_layer_overhead_ms is not None and r.per_layer_overhead_ms >= 0
+    assert r.torch_version == torch.__version__ and r.fingerprint == "fp"
+
+
+def test_microprobes_respect_the_budget():
+    from advisor.probe.micro import run_microprobes
+
+    with pytest.raises(BudgetExhausted):
+        run_microprobes("cpu", budget=Budget(0.0))
+
+
+def test_microprobes_respect_the_memory_cap(monkeypatch):
+    import advisor.probe.safety as safety
+    from advisor.probe.micro import run_microprobes
+
+    monkeypatch.setattr(safety, "free_memory_bytes", lambda device: 1 << 20)
+    with pytest.raises(DoesNotFit):
+        run_microprobes("cpu", budget=Budget(30))
+
+
+def test_microprobe_rates_are_cached(monkeypatch):
+    calls = []
+    from advisor.probe import micro
+
+    from advisor.estimate.schema import MeasuredRates
+
+    canned = MeasuredRates(device="cpu", matmul_tflops={"fp32": 0.1}, bandwidth_gbs=20.0, step_overhead_ms=0.01)
+    monkeypatch.setattr(micro, "run_microprobes", lambda *a, **kw: calls.append(1) or canned)
+    first = api.microprobe_rates("cpu")
+    assert api.microprobe_rates("cpu") == first and len(calls) == 1
+    assert api.microprobe_rates("cpu", refresh=True) is not None and len(calls) == 2
