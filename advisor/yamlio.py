@@ -32,13 +32,26 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool =
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# YAML aliases share one object; copying them (as stripping does) can blow a small file up
+# ("billion laughs"). No legitimate catalog or policy comes near this many values.
+MAX_VALUES = 200_000
+
+
 def strip_lines(obj: Any) -> Any:
-    """Remove the '__lines__' bookkeeping keys recursively."""
-    if isinstance(obj, dict):
-        return {k: strip_lines(v) for k, v in obj.items() if k != "__lines__"}
-    if isinstance(obj, list):
-        return [strip_lines(v) for v in obj]
-    return obj
+    """Remove the '__lines__' bookkeeping keys recursively (refusing alias bombs)."""
+    budget = [MAX_VALUES]
+
+    def walk(o: Any) -> Any:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise CatalogError(f"document expands to more than {MAX_VALUES:,} values (YAML alias bomb?)")
+        if isinstance(o, dict):
+            return {k: walk(v) for k, v in o.items() if k != "__lines__"}
+        if isinstance(o, list):
+            return [walk(v) for v in o]
+        return o
+
+    return walk(obj)
 
 
 def read_text(path: Path) -> str:

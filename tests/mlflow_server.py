@@ -82,17 +82,24 @@ def start_server(root: Path) -> Server:
     raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
 
 
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)   # the server's own session: only the processes it started
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def stop_server(server: Server) -> None:
-    if server.proc.poll() is None:
-        try:
-            os.killpg(server.proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            server.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.proc.pid, signal.SIGKILL)
-            server.proc.wait(timeout=5)
+    _signal_group(server.proc.pid, signal.SIGTERM)
+    try:
+        server.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(server.proc.pid, signal.SIGKILL)   # workers left behind, if any
+    try:
+        server.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 @pytest.fixture(scope="session")

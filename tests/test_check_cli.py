@@ -204,3 +204,11 @@ def test_positional_model_may_be_a_folder(capsys):
     code, out, err = advisor(capsys, "check", str(CHECK / "tiny-model"), "--target", "gate-gpu-24gb", "--json", *NAMED)
     assert code == 0, err
     assert CheckReport.model_validate_json(out).model.kind == "path"
+
+
+def test_registry_unreachable_for_model_uri_exits_3(capsys):
+    uri = f"http://127.0.0.1:{closed_port()}"
+    code, _, err = advisor(capsys, "check", "--model-uri", "models:/summarizer/1", "--target", "gate-gpu-24gb",
+                           "--catalog", CAT, "--tracking-uri", uri)
+    assert code == 3
+    assert err.startswith(f"error: MLflow at {uri} is unreachable")

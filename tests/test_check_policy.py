@@ -113,3 +113,16 @@ def test_parse_model_uri(uri, parsed):
 def test_parse_model_uri_rejects(uri):
     with pytest.raises(ValueError):
         parse_model_uri(uri)
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path):
+    import time
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    path = tmp_path / "policy.yaml"
+    path.write_text("\n".join(lines) + "\nlicense: *a8\n")
+    start = time.perf_counter()
+    with pytest.raises(UsageError, match="more than 10,000 values"):
+        load_policy(path)
+    assert time.perf_counter() - start < 5

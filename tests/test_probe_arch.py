@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.catalog.schema import Architecture, ModelEntry
+from advisor.catalog.schema import ModelEntry
 from advisor.probe import api
 from advisor.probe.arch_probe import _Samples
 from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, ProbeConfig
@@ -52,9 +52,9 @@ def test_probe_tiny_architecture(prefer):
                                   prefer=prefer)
     assert m.method == "architecture-probe" and m.layers_timed == [2]
     assert d.backend == prefer and d.depth == 2 and d.full_depth == 6
-    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 3      # never one sample
+    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 2      # never one sample
     assert 0 < m.decode_ms_per_token.p50 <= m.decode_ms_per_token.p95 <= m.decode_ms_per_token.max
-    assert d.prefill.layer_samples == 6 and d.decode.layer_samples == 12
+    assert d.prefill.layer_samples == 4 and d.decode.layer_samples == 12
     # the prediction is the sum of its parts at full depth
     parts = d.decode.fixed_ms + 6 * d.decode.layer_ms + d.decode.lm_head_ms
     assert m.decode_ms_per_token.p50 == pytest.approx(parts, rel=0.5)
@@ -97,6 +97,7 @@ def test_extrapolation_recovers_known_layer_and_head_costs(monkeypatch):
 
     monkeypatch.setattr(build, "build_body", fake_body)
     monkeypatch.setattr(build.LMHead, "__call__", fake_head)
+    monkeypatch.setattr(build.LMHead, "prefill_call", fake_head)
     e = entry(num_hidden_layers=30)
     m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 32, new_tokens=8, device="cpu", budget_s=30)
     assert d.decode.layer_ms == pytest.approx(4.0, abs=1.5)

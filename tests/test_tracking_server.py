@@ -126,8 +126,9 @@ def _dying_logger(client, run_id, folder, payload):
 def test_a_run_that_dies_midway_is_failed_and_replaced(mlflow_server, monkeypatch):
     exp = f"dies-{uuid.uuid4().hex[:8]}"
     rec = make_rec()
-    monkeypatch.setitem(deliver.KIND_LOGGERS, "recommendation", f"{__name__}:_dying_logger")
-    res = record("recommendation", rec, send=True, tracking_uri=mlflow_server.uri, experiment=exp)
+    with monkeypatch.context() as mp:
+        mp.setitem(deliver.KIND_LOGGERS, "recommendation", f"{__name__}:_dying_logger")
+        res = record("recommendation", rec, send=True, tracking_uri=mlflow_server.uri, experiment=exp)
     assert isinstance(res.error, InfraError) and str(res.folder) in res.error.message
     assert "advisor log" in res.error.one_line() and "ConnectionError" in res.error.one_line()
     [dead] = runs_for(mlflow_server, exp, rec.report_id)
@@ -137,7 +138,6 @@ def test_a_run_that_dies_midway_is_failed_and_replaced(mlflow_server, monkeypatc
     # a run left RUNNING by a crashed process is failed too, then the report is logged afresh
     c = client(mlflow_server)
     crashed = c.create_run(dead.info.experiment_id, tags={"advisor.report_id": rec.report_id})
-    monkeypatch.undo()
     run_id = deliver.deliver(res.folder, tracking_uri=mlflow_server.uri, experiment=exp)
     runs = {r.info.run_id: r for r in runs_for(mlflow_server, exp, rec.report_id)}
     assert set(runs) == {dead.info.run_id, crashed.info.run_id, run_id}

@@ -198,6 +198,9 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
             except RecursionError:
                 problems.append(Problem(str(path), line, entry_id, None, "entry nested too deeply"))
                 continue
+            except CatalogError as exc:  # alias bomb refused by strip_lines
+                problems.append(Problem(str(path), line, entry_id, None, exc.message))
+                continue
             out[section].append((obj, line))
     return out
 

@@ -1,4 +1,4 @@
-"""Check: `advisor.check(...)` calls advisor.check.engine.check."""
+"""The pre-deployment gate: `advisor.check(...)` calls advisor.check.engine.check."""
 
 from advisor._callable import make_module_callable
 

@@ -92,10 +92,8 @@ def run_policy(policy: Policy) -> CheckReport:
     with tempfile.TemporaryDirectory(prefix="advisor-check-") as work:
         resolved = source.resolve(model=policy.model, model_path=policy.model_path, model_uri=policy.model_uri,
                                   catalog=catalog, workdir=Path(work), tracking_uri=policy.mlflow.tracking_uri)
-        paths = tuple(policy.catalog)
-        results = [
-            _check_target(policy, t, resolved, catalog, task_profile, fmt, prompt_tokens, new_tokens, batch, paths)
-            for t in targets]
+        results = [_check_target(policy, t, resolved, catalog, task_profile, fmt, prompt_tokens, new_tokens, batch)
+                   for t in targets]
 
     failed = [f"{r.target}:{c.name}" for r in results for c in r.checks if c.status == "fail"]
     policy_data = policy.model_dump(mode="json", exclude_none=True)
@@ -114,14 +112,14 @@ def run_policy(policy: Policy) -> CheckReport:
 
 
 def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, fmt: str, prompt_tokens: int,
-                  new_tokens: int, batch: int, paths: tuple[str, ...]) -> TargetResult:
+                  new_tokens: int, batch: int) -> TargetResult:
     from advisor.check import rules
     from advisor.estimate.engine import estimate
 
     thresholds = policy.effective_thresholds(target)
     gpus = policy.gpus_for(target) or (1 if target == LOCAL else catalog.target(target).gpus)
     est = estimate(resolved.estimate_model, target=target, format=fmt, batch=batch, prompt_tokens=prompt_tokens,
-                   new_tokens=new_tokens, gpus=gpus, catalog_paths=paths,
+                   new_tokens=new_tokens, gpus=gpus, catalog_paths=tuple(policy.catalog),
                    probe=policy.probe if target == LOCAL else False)  # named targets never import torch
     checks = rules.memory_rules(est, target, thresholds["memory_headroom"])
     checks += rules.latency_rules(est, target, thresholds)

@@ -40,8 +40,9 @@ def to_junit(report: CheckReport) -> str:
         checks = target.checks
         counts = {"tests": len(checks), "failures": sum(c.status == "fail" for c in checks), "errors": 0,
                   "skipped": sum(c.status == "unknown" for c in checks)}
+        # JUnit's schema wants the timestamp without a zone (it is UTC)
         suite = ET.SubElement(root, "testsuite", name=f"{report.model.id}@{target.target}",
-                              timestamp=report.created_at[:19],  # JUnit's schema: no zone time="0", **{k: str(v) for k, v in counts.items()})
+                              timestamp=report.created_at[:19], time="0", **{k: str(v) for k, v in counts.items()})
         props = ET.SubElement(suite, "properties")
         for key, value in (("model", report.model.id), ("target", target.target),
                            ("target_name", target.target_name), ("format", report.format),

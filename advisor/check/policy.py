@@ -198,6 +198,24 @@ def validation_problem(path: Path | str, raw: Any, exc: ValidationError) -> Cata
     return CatalogError(text, hint=hint)
 
 
+MAX_VALUES = 10_000  # a policy is a few dozen values; YAML aliases can expand a small file enormously
+
+
+def _too_big(obj: Any, limit: int = MAX_VALUES) -> bool:
+    """True when the document holds more than `limit` values once aliases are expanded."""
+    stack, seen = [obj], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
 def load_policy(path: Path | str) -> Policy:
     """Read and validate a policy file; model_path and catalog paths become relative to it."""
     path = Path(path)
@@ -206,6 +224,8 @@ def load_policy(path: Path | str) -> Policy:
         raw = {}
     if not isinstance(raw, dict):
         raise CatalogError(f"{path}: expected a mapping (model, targets, thresholds, ...)")
+    if _too_big(raw):
+        raise CatalogError(f"{path}: more than {MAX_VALUES:,} values (YAML aliases expanding?): not a policy")
     try:
         policy = Policy.model_validate(strip_lines(raw))
     except ValidationError as exc:

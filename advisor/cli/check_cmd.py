@@ -107,7 +107,8 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_
     if model and (model_path or model_uri) and not _model_args(model).get("model"):
         raise UsageError("MODEL is a path or URI and --model-path/--model-uri is given too: give one")
     policy = load_policy(policy_path) if policy_path else None
-    effective = merge(policy, **_model_args(model), model_path=model_path, model_uri=model_uri, targets=targets,
+    source = {"model_path": model_path, "model_uri": model_uri, **_model_args(model)}
+    effective = merge(policy, **source, targets=targets,
                       task=task, format=fmt, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                       max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                       memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
@@ -120,7 +121,7 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_
     if effective.mlflow.set_alias_on_pass and not effective.model_uri:
         raise UsageError("--set-alias-on-pass needs a registered model (--model-uri models:/NAME/VERSION)")
     if effective.mlflow.set_alias_on_pass and not effective.mlflow.enabled:
-        raise UsageError("--set-alias-on-pass needs MLflow: drop --no-mlflow")
+        raise UsageError("--set-alias-on-pass needs MLflow logging (drop --no-mlflow or mlflow.enabled: false)")
 
     report = run_policy(effective)
     _outputs(report, junit_path, markdown_path, as_json)

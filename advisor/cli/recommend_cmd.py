@@ -96,11 +96,13 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     markdown = to_markdown(rec)
     if markdown_path:
         _write(markdown_path, markdown)
-    png = None
-    if plot_path:
-        from advisor.recommend.plot import pareto_png
+    import tempfile
 
-        png = pareto_png(rec, plot_path)
+    from advisor.recommend.plot import pareto_png
+
+    # The plot always goes into the saved report (and MLflow); --plot also writes it where asked.
+    scratch = tempfile.TemporaryDirectory(prefix="advisor-plot-")
+    png = pareto_png(rec, plot_path or f"{scratch.name}/pareto.png")
     exit_code = 0 if all(t.status == "ok" for t in rec.targets) else EXIT_FAILED
     saved = _record(rec, markdown, png, send=not no_mlflow, tracking_uri=tracking_uri, experiment=experiment)
     if as_json:
@@ -139,13 +141,17 @@ def _record(rec, markdown: str, png, *, send: bool, tracking_uri, experiment):
     files = {"report.md": markdown.encode()}
     if png is not None:
         files["pareto.png"] = png
+    import json
+
     if rec.hardware:
-        import json
-
         files["hardware.json"] = json.dumps(rec.hardware, indent=2, default=str).encode()
-    if rec.probes:
-        import json
+    else:  # named targets only: their datasheet figures stand for the hardware
+        from advisor.catalog.loader import get_catalog
 
+        cat = get_catalog()
+        targets = {t.target: cat.targets[t.target].model_dump() for t in rec.targets if t.target in cat.targets}
+        files["hardware.json"] = json.dumps({"named_targets": targets}, indent=2, default=str).encode()
+    if rec.probes:
         files["probes.json"] = json.dumps(rec.probes, indent=2, default=str).encode()
     res = record("recommendation", rec, files, send=send, tracking_uri=tracking_uri, experiment=experiment)
     return res.folder, res.run_id, res.error

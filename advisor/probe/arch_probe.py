@@ -197,11 +197,11 @@ class ArchProbe(Probe):
             hidden, cache = body.forward(ids[:, :n_tokens], None)
             sync(dev)
             t1 = time.perf_counter()
-            logits = head(hidden)
+            logits = head.prefill_call(hidden)
             sync(dev)
             t2 = time.perf_counter()
             nxt = logits[:, -1:].argmax(-1) % SMALL_VOCAB
-            return 1000 * (t1 - t0), 1000 * (t2 - t1), cache, nxt
+            return 1000 * (t1 - t0), 1000 * (t2 - t1) * head.prefill_scale, cache, nxt
 
         def step(tok, cache):
             sync(dev)
@@ -226,7 +226,7 @@ class ArchProbe(Probe):
             report(self.progress, f"prefill {P} tokens", 0.2)
             base_ms, head_ms, cache, tok = prefill(P)
             pre.add(base_ms, clock.layer_ms(), head_ms)
-            for _ in range(cfg.warmup_steps):      # decode at this context length: warm again
+            for _ in range(min(1, cfg.warmup_steps)):      # decode at this context length: warm again
                 _, _, cache, tok = step(tok, cache)
             meter = EnergyMeter(dev)
             meter.start()
@@ -244,11 +244,12 @@ class ArchProbe(Probe):
             joules = meter.stop()
             del cache
             one_prefill_s = (sum(pre.fixed) + sum(map(sum, pre.layers)) + sum(pre.head)) / 1000
-            for r in range(1, cfg.prefill_repeats):
+            repeats = cfg.prefill_repeats or (2 if dev == "cpu" else 3)
+            for r in range(1, repeats):
                 if budget.left < one_prefill_s * 1.2:
-                    notes.append(f"stopped at the time budget after {r} of {cfg.prefill_repeats} prefill repeats")
+                    notes.append(f"stopped at the time budget after {r} of {repeats} prefill repeats")
                     break
-                report(self.progress, f"prefill {P} tokens", 0.6 + 0.4 * r / cfg.prefill_repeats)
+                report(self.progress, f"prefill {P} tokens", 0.6 + 0.4 * r / repeats)
                 base_ms, head_ms, cache, _ = prefill(P)
                 pre.add(base_ms, clock.layer_ms(), head_ms)
                 del cache
@@ -262,7 +263,9 @@ class ArchProbe(Probe):
             notes.append(f"J/token = measured power during the truncated decode ({power:.1f} W) x predicted step time")
         notes.append(f"{body.backend} decoder, {self.depth} of {L} layers timed layer by layer "
                      f"({len(pre.fixed)} prefill, {len(dec.fixed)} decode samples); LM head "
-                     f"({self.arch.vocab_size} vocab) timed on its own; extrapolated per sample")
+                     f"({self.arch.vocab_size} vocab) timed on its own"
+                     + (f" (prefill: on {head.prefill_columns} of its rows, x{head.prefill_scale:.2f})"
+                        if head.prefill_scale > 1 else "") + "; extrapolated per sample")
         self.detail = ArchProbeDetail(depth=self.depth, full_depth=L, backend=body.backend,
                                       prefill=pre.components(), decode=dec.components(),
                                       decode_power_w=power, wall_s=time.perf_counter() - t_start)

@@ -168,8 +168,17 @@ def build_body(arch: Architecture, layers: int, fmt: str, device: str, *, min_po
     return body
 
 
+PREFILL_HEAD_COLUMNS = 16384
+
+
 class LMHead:
-    """The full-vocabulary LM head (and final logit soft-capping where the architecture has it)."""
+    """The full-vocabulary LM head (and final logit soft-capping where the architecture has it).
+
+    For a prompt the head is a large compute-bound GEMM (prompt x hidden x vocab) whose time is linear
+    in the vocabulary; `prefill_call` times it on a slice of PREFILL_HEAD_COLUMNS rows of the weight
+    and reports `prefill_scale` (vocab / slice) to multiply by. Decode steps use the whole weight:
+    there the head is memory-bound and a slice could sit in cache.
+    """
 
     def __init__(self, arch: Architecture, fmt: str, device: str):
         import torch
@@ -179,11 +188,22 @@ class LMHead:
             self.linear = nn.Linear(arch.hidden_size, arch.vocab_size, bias=False, dtype=torch_dtype(fmt))
         cheap_fill_(self.linear)
         self.softcap = 30.0 if arch.model_type in ("gemma2",) else None
+        vocab = arch.vocab_size
+        self.prefill_columns = vocab if vocab <= 2 * PREFILL_HEAD_COLUMNS else PREFILL_HEAD_COLUMNS
+        self.prefill_scale = vocab / self.prefill_columns
 
-    def __call__(self, hidden):
+    def _apply(self, hidden, weight):
         import torch
+        import torch.nn.functional as F
 
-        logits = self.linear(hidden)
+        logits = F.linear(hidden, weight)
         if self.softcap:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
+
+    def __call__(self, hidden):
+        return self._apply(hidden, self.linear.weight)
+
+    def prefill_call(self, hidden):
+        """Logits over the first `prefill_columns` tokens only; time x prefill_scale = the full head."""
+        return self._apply(hidden, self.linear.weight[: self.prefill_columns])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 
 from advisor.estimate.schema import MeasuredRates
-from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, Progress, report
+from advisor.probe.base import Budget, DoesNotFit, Progress, report
 from advisor.probe.safety import allowance_bytes, free_device, is_oom
 from advisor.probe.timing import repeat_ms, sync
 
@@ -131,8 +131,6 @@ def run_microprobes(device: str, *, budget: Budget, dtypes: list[str] | None = N
     except Exception as exc:
         if is_oom(exc):
             raise DoesNotFit(f"out of memory during the microprobes on {device}") from None
-        if isinstance(exc, BudgetExhausted):
-            raise
         raise
     finally:
         free_device(device)

@@ -203,9 +203,10 @@ class RealModelProbe(Probe):
                     report(self.progress, "decode steps", 0.3 + 0.5 * (i + 1) / self.new_tokens)
                 joules = meter.stop()
                 del past
-                for r in range(1, cfg.prefill_repeats):
+                repeats = cfg.prefill_repeats or 3
+                for r in range(1, repeats):
                     if budget.left < 1.2 * pre[0] / 1000:
-                        notes.append(f"stopped at the time budget after {r} of {cfg.prefill_repeats} prefill repeats")
+                        notes.append(f"stopped at the time budget after {r} of {repeats} prefill repeats")
                         break
                     ms, past, _ = prefill(P)
                     pre.append(ms)

@@ -231,7 +231,8 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
             fails = failures(fig, k, latency_budget_ms=budget_ms)
             cands.append(Candidate(**fig, passed=not fails, reasons=[f[1] for f in fails],
                                    binding=[f[0] for f in fails]))
-        cands = probes.refine(cands, estimates, lambda c: failures(c.model_dump(), k, latency_budget_ms=budget_ms))
+        cands = probes.refine(cands, estimates, lambda c: failures(c.model_dump(), k, latency_budget_ms=budget_ms),
+                              budget_ms)
         probes_used.extend(probes.used())
 
         passed = [c for c in cands if c.passed]

@@ -12,8 +12,18 @@ from typing import Any, Callable
 
 from advisor.recommend.schema import Candidate
 
-# How many leading candidates phase 2 may time, best first.
-REFINE_MAX = 2
+# How many candidates phase 2 may time in one run, and per size tier, best first.
+REFINE_MAX = 3
+PER_TIER_MAX = 2
+# Candidates failing only on latency by less than this factor may still be measured (and flip).
+LATENCY_SLACK = 1.5
+# A truncated-model probe costs roughly this share of one full prefill (few layers, repeats).
+PROBE_PREFILL_SHARE = 0.5
+MIN_PROBE_S = 5.0
+# Default probing budget of one recommend run: cold runs must stay under a minute on a 2-core CPU.
+DEFAULT_BUDGET_S = 40.0
+# Share of the budget the hardware microprobes may take.
+MICRO_SHARE = 0.3
 
 
 class LocalProbes:
@@ -51,26 +61,39 @@ class LocalProbes:
         api = self._api()
         if api is None:
             return
+        if not api.torch_available():
+            self.notes.append("torch is not installed: probes skipped, latency is spec-based "
+                              "(pip install 'model-advisor[probe]')")
+            self.enabled = False
+            return
         import time
 
-        budget = self.budget_s if self.budget_s is not None else api.DEFAULT_RECOMMEND_BUDGET_S
+        from advisor.probe.base import ProbeError
+
+        budget = self.budget_s if self.budget_s is not None else DEFAULT_BUDGET_S
         self._deadline = time.monotonic() + budget
-        res = api.microprobe_rates(budget_s=budget, refresh=self.refresh, progress=self._relay("microprobes"))
-        if res.rates is not None:
-            self.rates = res.rates
-            self._used.append({"kind": "microprobes", "from_cache": res.from_cache, **res.rates.model_dump()})
-            self.notes.append("latency calibrated with microprobes measured on this machine"
-                              + (" (cached)" if res.from_cache else ""))
-        if res.skipped:
-            self.notes.append(f"probes skipped: {res.skipped}; latency is spec-based")
-            self.enabled = res.rates is not None
+        cached = None if self.refresh else api.microprobe_rates(run=False)
+        try:
+            rates = cached or api.microprobe_rates(budget_s=min(api.MICRO_MAX_S, budget * MICRO_SHARE),
+                                                   refresh=self.refresh, progress=self._relay("microprobes"))
+        except ProbeError as exc:
+            self.notes.append(f"microprobes stopped ({exc}); latency is spec-based")
+            self.enabled = False
+            return
+        if rates is None:
+            self.enabled = False
+            return
+        self.rates = rates
+        self._used.append({"kind": "microprobes", "from_cache": cached is not None, **rates.model_dump()})
+        self.notes.append("latency calibrated with microprobes measured on this machine"
+                          + (" (cached)" if cached is not None else ""))
 
     def _relay(self, label: str):
         if self.progress is None:
             return None
 
         def cb(what: str, fraction: float) -> None:
-            self.progress(f"{label}: {what}", int(fraction * 100), 100)
+            self.progress(f"{label}: {what}", int(max(0.0, min(1.0, fraction)) * 100), 100)
 
         return cb
 
@@ -91,57 +114,72 @@ class LocalProbes:
             self._used.append({"kind": "architecture-probe", "from_cache": True, **res.measurement.model_dump()})
         return res.measurement
 
-    def refine(self, cands: list[Candidate], estimates: dict, failfn) -> list[Candidate]:
-        """Time the leading small and large candidates with the budget left; re-judge them."""
+    def refine(self, cands: list[Candidate], estimates: dict, failfn, latency_budget_ms: float) -> list[Candidate]:
+        """Time the candidates the decision hinges on, best first, while the budget lasts.
+
+        Eligible: the leaders of each tier that pass, or fail only on latency by less than
+        LATENCY_SLACK x the budget (a measurement could flip them). A candidate whose calibrated
+        prefill alone would eat the budget left is not started. When a measurement disqualifies
+        a leader, the next one in that tier is tried.
+        """
         if not self.enabled or self.rates is None:
             return cands
         api = self._api()
         if api is None:
             return cands
+        from advisor.catalog.loader import get_catalog
         from advisor.estimate.engine import estimate
 
-        leaders: list[Candidate] = []
-        for tier in ("small", "large"):
-            fitting = [c for c in cands if c.tier == tier and c.verdict == "fits" and c.latency_basis != "measured"
-                       and c.format in api.PROBED_FORMATS and not (set(c.binding) - {"max_latency_ms", "max_ttft_ms", "min_tokens_per_s"})]
-            fitting.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
-            leaders += fitting[:1]
+        latency_keys = {"max_latency_ms", "max_ttft_ms", "min_tokens_per_s"}
         out = {c.key: c for c in cands}
-        for c in leaders[:REFINE_MAX]:
-            left = self._left()
-            if left is not None and left < 5:
-                self.notes.append("probe budget spent: remaining candidates keep calibrated figures")
-                break
-            est = estimates.get(f"{c.model}:{c.format}")
-            if est is None:
-                continue
-            from advisor.catalog.loader import get_catalog
-
-            entry = get_catalog().models.get(c.model)
-            if entry is None:
-                continue
-            res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
-                                        budget_s=left, refresh=self.refresh, run=True,
-                                        progress=self._relay(f"probing {c.model} {c.format}"))
-            if res.measurement is None:
-                if res.skipped:
-                    self.notes.append(f"{c.model} {c.format}: not measured ({res.skipped})")
-                continue
-            self._used.append({"kind": "architecture-probe", "from_cache": res.from_cache, **res.measurement.model_dump()})
-            new = estimate(c.model, target="local", format=c.format, batch=est.batch, prompt_tokens=est.prompt_tokens,
-                           new_tokens=est.new_tokens, runtime=est.runtime, gpus=est.gpus, probe=False,
-                           rates=self.rates, measurement=res.measurement)
-            lat = new.latency
-            fig = c.model_dump()
-            fig.update(ttft_ms=lat.ttft_ms, decode_ms_per_token=lat.decode_ms_per_token, e2e_p50_ms=lat.e2e_ms,
-                       e2e_p95_ms=lat.e2e_p95_ms, tokens_per_s=lat.tokens_per_s, latency_basis=lat.source,
-                       latency_bound=lat.bound)
-            if lat.joules_per_token is not None:
-                fig["energy_kwh_per_mtok"] = lat.joules_per_token * 1e6 / 3.6e6
-            fails = failfn(Candidate(**fig))
-            fig.update(passed=not fails, reasons=[f[1] for f in fails], binding=[f[0] for f in fails])
-            out[c.key] = Candidate(**fig)
+        probed = 0
+        for tier in ("small", "large"):
+            queue = [c for c in cands if c.tier == tier and c.verdict == "fits" and c.latency_basis != "measured"
+                     and c.format in api.PROBED_FORMATS and set(c.binding) <= latency_keys
+                     and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
+            queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
+            for c in queue[:PER_TIER_MAX]:
+                left = self._left()
+                if probed >= REFINE_MAX or (left is not None and left < MIN_PROBE_S):
+                    break
+                if left is not None and c.ttft_ms / 1000 * PROBE_PREFILL_SHARE > left:
+                    self.notes.append(f"{c.model} {c.format}: not probed (its prefill alone would exceed the "
+                                      f"{left:.0f} s of probe budget left); figures stay calibrated")
+                    continue
+                est = estimates.get(f"{c.model}:{c.format}")
+                entry = get_catalog().models.get(c.model)
+                if est is None or entry is None:
+                    continue
+                probed += 1
+                res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
+                                            budget_s=left, refresh=self.refresh, run=True,
+                                            progress=self._relay(f"probing {c.model} {c.format}"))
+                if res.measurement is None:
+                    if res.skipped:
+                        self.notes.append(f"{c.model} {c.format}: not measured ({res.skipped})")
+                    continue
+                self._used.append({"kind": "architecture-probe", "from_cache": res.from_cache,
+                                   **res.measurement.model_dump()})
+                new = estimate(c.model, target="local", format=c.format, batch=est.batch,
+                               prompt_tokens=est.prompt_tokens, new_tokens=est.new_tokens, runtime=est.runtime,
+                               gpus=est.gpus, probe=False, rates=self.rates, measurement=res.measurement)
+                updated = self._with_latency(c, new.latency, failfn)
+                out[c.key] = updated
+                if updated.passed:
+                    break  # this tier's leader is confirmed by measurement
         return [out[c.key] for c in cands]
+
+    @staticmethod
+    def _with_latency(c: Candidate, lat, failfn) -> Candidate:
+        fig = c.model_dump()
+        fig.update(ttft_ms=lat.ttft_ms, decode_ms_per_token=lat.decode_ms_per_token, e2e_p50_ms=lat.e2e_ms,
+                   e2e_p95_ms=lat.e2e_p95_ms, tokens_per_s=lat.tokens_per_s, latency_basis=lat.source,
+                   latency_bound=lat.bound)
+        if lat.joules_per_token is not None:
+            fig["energy_kwh_per_mtok"] = lat.joules_per_token * 1e6 / 3.6e6
+        fails = failfn(Candidate(**fig))
+        fig.update(passed=not fails, reasons=[f[1] for f in fails], binding=[f[0] for f in fails])
+        return Candidate(**fig)
 
     def used(self) -> list[dict]:
         return list(self._used)
