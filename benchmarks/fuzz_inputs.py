@@ -8,7 +8,7 @@ Each kind runs in its own child process (memory-capped, so an alias bomb cannot 
 driving the real CLI entry point in-process (tests/fuzzing.py). A crash is a traceback, an
 "internal error", an exception escaping run_cli, an exit code other than 0/1/2, exit 2 without
 exactly one error line, or a case running past its time limit. Crashing cases are saved under
---save (default benchmarks/out/fuzz-crashes/<kind>/<n>/) with their files and case.json.
+--save (default $TMPDIR/advisor-fuzz-crashes/<kind>/<n>/) with their files and case.json.
 Exit status: 0 when no kind crashed, 1 otherwise.
 """
 
@@ -50,6 +50,9 @@ def worker(kind: str, cases: int, seed: int, save: Path, sample: int, memory_mb:
     sub_counts: Counter = Counter()
     sub_mismatch: list[str] = []
     root = Path(tempfile.mkdtemp(prefix=f"advisor-fuzz-{kind}-"))
+    import shutil
+
+    shutil.rmtree(save / kind, ignore_errors=True)
     n = [0]
 
     @hseed(seed)
@@ -67,7 +70,7 @@ def worker(kind: str, cases: int, seed: int, save: Path, sample: int, memory_mb:
             slowest[:] = [out.seconds, " ".join(case.argv)[:120]]
         if out.crash:
             counts["crashes"] += 1
-            reasons[out.crash.split(":")[0] + ": " + out.crash[:160]] += 1
+            reasons[out.crash[:160]] += 1
             dest = save / kind / str(i)
             case.save(dest)
             (dest / "outcome.txt").write_text(f"rc={out.rc}\ncrash={out.crash}\n--- stderr\n{out.stderr[-4000:]}\n"
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20261122)
     ap.add_argument("--subprocess-sample", type=int, default=10,
                     help="cases per kind also run through `python -m advisor` as a cross-check [10]")
-    ap.add_argument("--save", type=Path, default=REPO / "benchmarks" / "out" / "fuzz-crashes")
+    ap.add_argument("--save", type=Path, default=Path(tempfile.gettempdir()) / "advisor-fuzz-crashes")
     ap.add_argument("--memory-mb", type=int, default=3072, help="address-space cap of each worker [3072]")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--worker", help=argparse.SUPPRESS)

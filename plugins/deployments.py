@@ -6,8 +6,9 @@
 
 create_deployment / update_deployment (with a model) call advisor.check.engine.check(policy=...,
 model_uri=<models:/ URI> or model_path=config["advisor.model_path"], targets=...) and refuse
-with an MlflowException when it fails, or when the check cannot run at all (fail closed). Keys starting with "advisor." are removed from the config handed
-to the real target; every other call is passed straight through.
+with an MlflowException when it fails, or when the check cannot run at all (fail closed).
+Keys starting with "advisor." are removed from the config handed to the real target; every other
+call is passed straight through.
 """
 
 from __future__ import annotations
@@ -56,9 +57,11 @@ def gate(model_uri: str, ours: dict) -> None:
         raise MlflowException(f"advisor-gate: the check engine is not available ({exc}); refusing to deploy")
     targets = [t.strip() for t in str(ours.get("targets") or "").split(",") if t.strip()]
     try:
-        report = check(policy=ours.get("policy"), targets=targets, task=ours.get("task"), **_model_args(model_uri, ours))
+        report = check(policy=ours.get("policy"), targets=targets, task=ours.get("task"),
+                       **_model_args(model_uri, ours))
     except Exception as exc:  # a check that cannot run is not a pass
-        raise MlflowException(f"advisor-gate: the check could not run ({type(exc).__name__}: {exc}); refusing to deploy")
+        raise MlflowException(
+            f"advisor-gate: the check could not run ({type(exc).__name__}: {exc}); refusing to deploy")
     if not getattr(report, "passed", False):
         failed = ", ".join(getattr(report, "failed", []) or []) or "see `advisor check`"
         raise MlflowException(f"advisor-gate: check failed for {model_uri}: {failed}; refusing to deploy")

@@ -42,3 +42,14 @@ def run_advisor(*args: str, env: dict | None = None, cwd: Path | None = None, ti
 @pytest.fixture
 def advisor_cli():
     return run_advisor
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts), once per session.
+
+    Yields tests/mlflow_server.Server (.uri, .port, .root); log to your own experiment name.
+    """
+    from mlflow_server import serve
+
+    yield from serve(tmp_path_factory)

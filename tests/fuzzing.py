@@ -116,6 +116,17 @@ def deep(depth: int, kind: str) -> Any:
 
 # --------------------------------------------------------------------------- document mutation
 
+@contextlib.contextmanager
+def _recursion_limit(n: int):
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, n))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
+
+
+
 def _paths(doc: Any, prefix: tuple = ()) -> list[tuple]:
     out = [prefix]
     if len(prefix) > 12:  # inside a deep-nested value: its top is mutation target enough
@@ -143,11 +154,12 @@ OPS = ("delete", "replace", "replace", "retype", "add_key", "duplicate", "duplic
 def mutated(draw, base: Any, max_ops: int = 4) -> Any:
     """A deep copy of `base` with 0..max_ops structural mutations applied at drawn places."""
     doc = copy.deepcopy(base)
-    for _ in range(draw(st.integers(0, max_ops))):
-        paths = _paths(doc)
-        path = draw(st.sampled_from(paths))
-        op = draw(st.sampled_from(OPS))
-        doc = _apply(draw, doc, path, op)
+    with _recursion_limit(30000):
+        for _ in range(draw(st.integers(0, max_ops))):
+            paths = _paths(doc)
+            path = draw(st.sampled_from(paths))
+            op = draw(st.sampled_from(OPS))
+            doc = _apply(draw, doc, path, op)
     return doc
 
 
@@ -218,16 +230,6 @@ def _apply(draw, doc: Any, path: tuple, op: str) -> Any:
 
 # --------------------------------------------------------------------------- serialisation
 
-@contextlib.contextmanager
-def _recursion_limit(n: int):
-    old = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old, n))
-    try:
-        yield
-    finally:
-        sys.setrecursionlimit(old)
-
-
 def laughs(levels: int, fanout: int, *, where: str = "models") -> str:
     """A 'billion laughs' alias bomb: fanout**levels strings from a few hundred bytes of YAML."""
     names = [f"l{i}" for i in range(levels + 1)]
@@ -256,6 +258,12 @@ YAML_SNIPPETS = [
     "!!timestamp 2001-12-14t21:59:43.10-05:00",
     "!!omap [a: 1, b: 2]",
     "!!float .nan",
+    "!!int abc",
+    "!!float not-a-number",
+    "!!timestamp yesterday",
+    "!!bool maybe",
+    "!!binary '@@@'",
+    "!!str",
     "!!int 99999999999999999999999999999999999",
     "!custom tag",
     "&a [*a]",
@@ -763,7 +771,8 @@ def _alarm(seconds: float):
         raise CaseTimeout(f"case ran past {seconds:g} s")
 
     old = signal.signal(signal.SIGALRM, handler)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Re-fires every second: an exception raised where Python ignores it (a gc callback) is raised again.
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:

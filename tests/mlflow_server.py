@@ -1,13 +1,12 @@
 """A real `mlflow server` for integration tests: sqlite backend, local artifact store, 127.0.0.1.
 
-Use from a test module:
-
-    from tests.mlflow_server import mlflow_server  # noqa: F401  (the module-scoped fixture)
+Use from any test module (tests/conftest.py provides the session-scoped fixture):
 
     def test_x(mlflow_server):
         uri = mlflow_server.uri          # http://127.0.0.1:<free port>
 
-The server starts once per test session and is stopped (process group killed) afterwards.
+The server starts once per test session and is stopped (its process group killed) afterwards;
+every test should log to its own experiment name.
 """
 
 from __future__ import annotations
@@ -102,10 +101,17 @@ def stop_server(server: Server) -> None:
         pass
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
+def serve(tmp_path_factory):
+    """Generator behind the fixture: start, yield the Server, stop."""
     server = start_server(tmp_path_factory.mktemp("mlflow-server"))
     try:
         yield server
     finally:
         stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    # tests/conftest.py exposes the same fixture to every module, so one server serves the whole
+    # session; importing this one into a module gives that module its own server.
+    yield from serve(tmp_path_factory)

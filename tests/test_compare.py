@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from mlflow_server import closed_port_uri, mlflow_server  # noqa: F401  (session fixture)
+from mlflow_server import closed_port_uri
 
 from advisor.cli.app import cli
 from advisor.cli.guard import run_cli
@@ -35,13 +35,17 @@ def cli_run(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def two_machines(mlflow_server):
+def two_machines(mlflow_server, tmp_path_factory):
     exp = f"cmp-{uuid.uuid4().hex[:8]}"
     ids = {}
-    for hw, pick in (("h100", 1), ("h100", 0), ("a10g", 2)):   # the second h100 run supersedes the first
-        res = record("recommendation", make_rec(hw, pick), send=True, tracking_uri=mlflow_server.uri, experiment=exp)
-        assert res.ok, res.message()
-        ids[hw] = res.run_id
+    with pytest.MonkeyPatch.context() as mp:   # module scope runs before conftest's per-test isolation
+        mp.setenv("ADVISOR_REPORTS_DIR", str(tmp_path_factory.mktemp("cmp-reports")))
+        mp.setenv("ADVISOR_RUN_CONTEXT", "0")
+        for hw, pick in (("h100", 1), ("h100", 0), ("a10g", 2)):   # the second h100 run supersedes the first
+            res = record("recommendation", make_rec(hw, pick), send=True, tracking_uri=mlflow_server.uri,
+                         experiment=exp)
+            assert res.ok, res.message()
+            ids[hw] = res.run_id
     return exp, ids
 
 

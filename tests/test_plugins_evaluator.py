@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 
 import pytest
-
-pytestmark = pytest.mark.filterwarnings("ignore:.*type hints.*:UserWarning")
 
 LLAMA_CONFIG = {"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 22, "num_attention_heads": 32,
                 "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
@@ -25,18 +24,21 @@ def logged_model(tmp_path_factory):
     hf.mkdir()
     (hf / "config.json").write_text(json.dumps(LLAMA_CONFIG))
 
-    class Slow(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
-            time.sleep(0.002)
-            return [len(str(t)) for t in model_input["text"]]
+    with warnings.catch_warnings():   # MLflow nags about type hints on predict
+        warnings.simplefilter("ignore", UserWarning)
 
-    mlflow.set_tracking_uri(uri)
-    try:
-        with mlflow.start_run():
-            info = mlflow.pyfunc.log_model(name="m", python_model=Slow(), artifacts={"hf": str(hf)},
-                                           pip_requirements=[])
-    finally:
-        mlflow.set_tracking_uri(None)
+        class Slow(mlflow.pyfunc.PythonModel):
+            def predict(self, context, model_input, params=None):
+                time.sleep(0.002)
+                return [len(str(t)) for t in model_input["text"]]
+
+        mlflow.set_tracking_uri(uri)
+        try:
+            with mlflow.start_run():
+                info = mlflow.pyfunc.log_model(name="m", python_model=Slow(), artifacts={"hf": str(hf)},
+                                               pip_requirements=[])
+        finally:
+            mlflow.set_tracking_uri(None)
     return uri, info.model_uri
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from advisor.catalog.schema import ModelEntry
+from advisor.catalog.schema import Architecture, ModelEntry
 from advisor.probe import api
 from advisor.probe.arch_probe import _Samples
 from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, ProbeConfig
@@ -52,9 +52,9 @@ def test_probe_tiny_architecture(prefer):
                                   prefer=prefer)
     assert m.method == "architecture-probe" and m.layers_timed == [2]
     assert d.backend == prefer and d.depth == 2 and d.full_depth == 6
-    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 2      # never one sample
+    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 3      # never one sample
     assert 0 < m.decode_ms_per_token.p50 <= m.decode_ms_per_token.p95 <= m.decode_ms_per_token.max
-    assert d.prefill.layer_samples == 4 and d.decode.layer_samples == 12
+    assert d.prefill.layer_samples == 6 and d.decode.layer_samples == 12
     # the prediction is the sum of its parts at full depth
     parts = d.decode.fixed_ms + 6 * d.decode.layer_ms + d.decode.lm_head_ms
     assert m.decode_ms_per_token.p50 == pytest.approx(parts, rel=0.5)
@@ -215,3 +215,29 @@ def test_memory_cap_refuses_before_allocating(monkeypatch):
         e = entry()
         api.probe_architecture(e.id, e.arch, "fp32", 1, 32, device="cpu", budget_s=30)
     assert refs == []   # nothing was built
+
+
+def test_probe_memory_bound_counts_head_kv_and_logits():
+    from advisor.probe.arch_probe import probe_memory_bytes
+
+    arch = Architecture(model_type="qwen2", hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                        num_key_value_heads=2, intermediate_size=4864, vocab_size=151936)
+    small = probe_memory_bytes(arch, 2, "fp32", 1, 256, 16)
+    head_bytes = 151936 * 896 * 4
+    assert small > head_bytes                       # the full-size head is always allocated
+    assert small < head_bytes + 24 * 60e6          # but never the full depth
+    assert probe_memory_bytes(arch, 2, "fp32", 1, 4096, 16) > small + 65536 * 4096 * 4   # logits slice grows
+    assert probe_memory_bytes(arch, 2, "bf16", 1, 256, 16) < small
+
+
+def test_device_fault_is_a_result_not_a_crash(monkeypatch):
+    from advisor.probe import build
+
+    def lost(self, hidden):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    monkeypatch.setattr(build.LMHead, "__call__", lost)
+    res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
+    assert res.measurement is None and not res.does_not_fit
+    assert res.skipped.startswith("probe failed: CUDA error: an illegal memory access")
+    assert res.rates is not None

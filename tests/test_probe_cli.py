@@ -95,6 +95,11 @@ def test_real_model_path(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_cli_subprocess_end_to_end(advisor_cli):
+    from advisor.probe.api import microprobe_rates
+
+    microprobe_rates("cpu")       # canned rates into this test's cache: the subprocess reuses them
     r = advisor_cli("probe", "tiny-llama-test", *CAT, *SMALL, "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["results"][0]["measurement"]["method"] == "architecture-probe"
+    doc = json.loads(r.stdout)
+    assert doc["results"][0]["measurement"]["method"] == "architecture-probe"
+    assert doc["rates"]["bandwidth_gbs"] == 20.0          # read from the cache written above

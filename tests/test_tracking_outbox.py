@@ -42,7 +42,7 @@ def test_save_report_writes_payload_extras_and_manifest(rec, tmp_path):
 def test_pending_and_mark_sent(rec):
     a = outbox.save_report("recommendation", rec)
     b = outbox.save_report("estimate", {"model": "qwen2.5-3b", "target": "t4-16gb"})
-    assert outbox.pending() == sorted([a, b])
+    assert outbox.pending() == [a, b]          # oldest first, whatever the kind
     outbox.mark_sent(a, "run123", tracking_uri="http://***@host", experiment="model-advisor")
     assert outbox.pending() == [b]
     manifest = outbox.read_manifest(a)
@@ -94,3 +94,23 @@ def test_safe_filename_is_always_a_plain_name(name):
     assert "/" not in safe and "\\" not in safe and safe not in (".", "..")
     assert not safe.startswith(".")
     assert all(c.isascii() and (c.isalnum() or c in "._-") for c in safe)
+
+
+def test_record_without_send_only_saves(rec):
+    from advisor.tracking.api import record
+
+    res = record("recommendation", rec, {"report.md": "# r"}, send=False)
+    assert res.ok and res.run_id is None and outbox.pending() == [res.folder]
+    assert res.message() == f"report saved at {res.folder}"
+
+
+def test_saving_imports_no_mlflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from advisor.tracking.api import record;"
+            "record('estimate', {'model': 'x'}, send=False); print('mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert len(outbox.pending()) == 1

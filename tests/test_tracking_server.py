@@ -10,8 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-import pytest
-from mlflow_server import closed_port_uri, mlflow_server  # noqa: F401  (session fixture)
+from mlflow_server import closed_port_uri
 
 from advisor.cli.app import cli
 from advisor.cli.guard import run_cli
@@ -220,3 +219,24 @@ def test_credentials_never_reach_params_tags_or_artifacts(mlflow_server, monkeyp
     everything += (res.folder / "manifest.json").read_text()
     assert "hunter2" not in everything
     assert outbox.read_manifest(res.folder)["sent_tracking_uri"] == mlflow_server.uri.replace("http://", "http://***@")
+
+
+def test_the_reports_hardware_wins_over_this_machines(mlflow_server, monkeypatch):
+    """A report made elsewhere (CPU-only box) keeps its own inventory, none of this machine's tags."""
+    import advisor_plugins.run_context as rc
+
+    from advisor.hardware.profile import clear_cache
+
+    monkeypatch.setenv("ADVISOR_HARDWARE_FIXTURE", str(FIX / "hardware-h100.json"))
+    monkeypatch.setattr(rc, "_cache", None)
+    clear_cache()
+    exp = f"hw-{uuid.uuid4().hex[:8]}"
+    rec = make_rec(hardware=None)
+    rec.hardware = {"gpu_count": 0, "gpus": [], "cpu": {"model_name": "Intel Xeon", "physical_cores": 4},
+                    "fingerprint": "fp-cpu-only"}
+    res = record("recommendation", rec, send=True, tracking_uri=mlflow_server.uri, experiment=exp)
+    tags = client(mlflow_server).get_run(res.run_id).data.tags
+    clear_cache()
+    assert tags["advisor.gpu.name"] == "none" and tags["advisor.gpu.count"] == "0"
+    assert tags["advisor.cpu.model"] == "Intel Xeon" and tags["advisor.hardware.fingerprint"] == "fp-cpu-only"
+    assert "advisor.gpu.memory_gb" not in tags and "advisor.gpu.driver" not in tags

@@ -53,15 +53,15 @@ class Architecture(Strict):
     hidden_size: int = Field(gt=0, le=1_000_000)
     num_hidden_layers: int = Field(gt=0, le=10_000)
     num_attention_heads: int = Field(gt=0, le=100_000)
-    num_key_value_heads: int | None = Field(default=None, gt=0)
+    num_key_value_heads: int | None = Field(default=None, gt=0, le=100_000)
     head_dim: int | None = Field(default=None, gt=0, le=100_000)
-    intermediate_size: int | None = Field(default=None, gt=0)
+    intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)
     vocab_size: int = Field(gt=0, le=100_000_000)
-    max_position_embeddings: int | None = Field(default=None, gt=0)
+    max_position_embeddings: int | None = Field(default=None, gt=0, le=100_000_000)
     tie_word_embeddings: bool = False
-    num_local_experts: int | None = Field(default=None, gt=0)
-    num_experts_per_tok: int | None = Field(default=None, gt=0)
-    sliding_window: int | None = Field(default=None, gt=0)
+    num_local_experts: int | None = Field(default=None, gt=0, le=100_000)
+    num_experts_per_tok: int | None = Field(default=None, gt=0, le=100_000)
+    sliding_window: int | None = Field(default=None, gt=0, le=100_000_000)
     # Which layers use the sliding window; None means the model_type's convention.
     layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
     attention_bias: bool | None = None
@@ -135,10 +135,10 @@ class Architecture(Strict):
 
 class Benchmark(Strict):
     name: str
-    value: float = Field(ge=0)
+    value: float = Field(ge=0, le=1e6)
     variant: Literal["base", "instruct"]
     shots: int | None = Field(default=None, ge=0, le=1000)
-    scale: float = Field(default=100.0, gt=0)
+    scale: float = Field(default=100.0, gt=0, le=1e6)
     metric: str | None = None
     source: str
 
@@ -176,14 +176,14 @@ class ModelEntry(Strict):
     name: str
     family: str
     aliases: list[str] = Field(default_factory=list)
-    params_total: int = Field(gt=0)
-    params_active: int | None = Field(default=None, gt=0)
+    params_total: int = Field(gt=0, le=10**14)
+    params_active: int | None = Field(default=None, gt=0, le=10**14)
     params_source: str
     architecture: Architecture | None = None
     # A local config.json path (relative to the catalog file); never fetched from a hub.
     hf_config: str | None = None
     architecture_source: str | None = None
-    context_length: int | None = Field(default=None, gt=0)
+    context_length: int | None = Field(default=None, gt=0, le=100_000_000)
     license: str
     license_source: str
     formats: list[Literal["int8", "int4"]] = Field(default_factory=list)
@@ -240,12 +240,12 @@ class HardwareTarget(Strict):
     id: str
     name: str
     kind: Literal["gpu", "cpu"]
-    memory_gb: float = Field(gt=0)
-    memory_bandwidth_gbs: float = Field(gt=0)
+    memory_gb: float = Field(gt=0, le=1e7)
+    memory_bandwidth_gbs: float = Field(gt=0, le=1e7)
     peak_tflops: dict[Literal["fp32", "fp16", "bf16", "int8", "int4"], float]
-    tdp_w: float | None = Field(default=None, gt=0)
+    tdp_w: float | None = Field(default=None, gt=0, le=1e7)
     gpus: int = Field(default=1, ge=1, le=1024)
-    price_per_hour_usd: float | None = Field(default=None, ge=0)
+    price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e7)
     price_source: str | None = None
     source: str
     notes: str | None = None
@@ -256,8 +256,8 @@ class HardwareTarget(Strict):
     @classmethod
     def _positive(cls, value):
         for k, v in value.items():
-            if not v > 0:
-                raise ValueError(f"peak_tflops.{k} must be > 0")
+            if not 0 < v <= 1e7:
+                raise ValueError(f"peak_tflops.{k} must be > 0 and <= 1e7")
         return value
 
     @model_validator(mode="after")
@@ -281,8 +281,8 @@ class QualityProxy(Strict):
         for k, w in value.items():
             if k not in BENCHMARK_NAMES:
                 raise ValueError(f"unknown benchmark '{k}'")
-            if not w > 0:
-                raise ValueError(f"weight of '{k}' must be > 0")
+            if not 0 < w <= 1e6:
+                raise ValueError(f"weight of '{k}' must be > 0 and <= 1e6")
         return value
 
 
@@ -300,24 +300,24 @@ class TaskProfile(Strict):
     new_tokens: int = Field(gt=0, le=10_000_000)
     batch: int = Field(default=1, gt=0, le=100_000)
     lengths_source: str | None = None
-    latency_budget_ms: float = Field(gt=0)
+    latency_budget_ms: float = Field(gt=0, le=1e10)
     quality_proxy: QualityProxy
     generation: GenerationSettings
 
 
 class FormatSpec(Strict):
     id: FormatName
-    bytes_per_param: float = Field(gt=0)
-    quality_delta_points: float = 0.0
-    group_size: int | None = Field(default=None, gt=0)
+    bytes_per_param: float = Field(gt=0, le=64)
+    quality_delta_points: float = Field(default=0.0, ge=-100, le=100)
+    group_size: int | None = Field(default=None, gt=0, le=1_000_000)
     source: str | None = None
     note: str | None = None
 
 
 class Tier(Strict):
     id: str
-    min_params: float | None = Field(default=None, ge=0)
-    max_params: float | None = Field(default=None, gt=0)
+    min_params: float | None = Field(default=None, ge=0, le=1e15)
+    max_params: float | None = Field(default=None, gt=0, le=1e15)
     description: str
 
     def contains(self, params: int) -> bool:

@@ -182,10 +182,13 @@ def probe(models, target, task_id, prompt_tokens, new_tokens, batch, fmt, budget
                                      new_tokens=N, progress=bar.callback, config=config)
                 rows.append({"model": name, "format": fmt, "method": "real-model", "measurement": m,
                              "skipped": None, "from_cache": False, "does_not_fit": False})
-            except (DoesNotFit, BudgetExhausted) as exc:
+            except (DoesNotFit, BudgetExhausted, RuntimeError) as exc:
+                from advisor.probe.api import probe_failed
+
+                reason = (f"does not fit: {exc}" if isinstance(exc, DoesNotFit) else
+                          str(exc) if isinstance(exc, BudgetExhausted) else probe_failed(exc))
                 rows.append({"model": name, "format": fmt, "method": "real-model", "measurement": None,
-                             "skipped": (f"does not fit: {exc}" if isinstance(exc, DoesNotFit) else str(exc)),
-                             "from_cache": False, "does_not_fit": isinstance(exc, DoesNotFit)})
+                             "skipped": reason, "from_cache": False, "does_not_fit": isinstance(exc, DoesNotFit)})
     wall = time.perf_counter() - t0
     if as_json:
         from advisor.cli.common import print_json

@@ -112,8 +112,8 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     if saved is not None:
         folder, run_id, error = saved
         if error:
-            info(f"error: MLflow failed ({error}); the report is kept at {folder}; send it later with "
-                 f"`advisor log {folder}`")
+            # the error's message already names the kept folder and `advisor log <folder>`
+            info(f"error: {error.one_line() if hasattr(error, 'one_line') else error}")
             return EXIT_INFRA
         if run_id:
             info(f"logged to MLflow run {run_id}; report saved at {folder}")

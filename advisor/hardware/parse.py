@@ -68,6 +68,11 @@ class _Reader:
         self.raw = raw
         self.errors: dict[str, str] = {}
 
+    def optional(self, key: str, convert) -> Any:
+        """A reading many cards do not support (e.g. CUDA core count): absence is not an error."""
+        value = self.raw.get(key)
+        return None if value is None or is_error(value) else convert(value)
+
     def get(self, key: str, convert) -> Any:
         if key not in self.raw:
             self.errors[key] = "missing from the readout"
@@ -186,7 +191,7 @@ def parse_gpu(raw: dict[str, Any], position: int) -> GPUInfo:
         max_memory_clock_mhz=mem_clock,
         peak_bandwidth_gbs=peak_bandwidth_gbs(bus, mem_clock),
         max_sm_clock_mhz=r.get("max_clock_sm_mhz", _positive),
-        cuda_cores=r.get("num_cores", _positive),
+        cuda_cores=r.optional("num_cores", _positive),
         power_limit_w=power,
         mig_mode=_mig_mode(r, raw),
     )

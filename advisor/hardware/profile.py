@@ -104,6 +104,8 @@ def load_fixture(path: str) -> HardwareProfile:
         raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(path, f"cannot read ({type(exc).__name__})") from None
+    except RecursionError:
+        raise _fail(path, "JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise _fail(path, "expected a JSON object")
     if "devices" in doc and "gpus" not in doc:  # a bare NVML readout, like nvml-h100.json
@@ -119,6 +121,8 @@ def load_fixture(path: str) -> HardwareProfile:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in (("torch",) if raw else ()) + tuple(err["loc"])) or "document"
         raise _fail(path, f"{where}: {err['msg']}") from None
+    except RecursionError:
+        raise _fail(path, "document nested too deeply") from None
     profile = profile.model_copy(update={"source": "fixture", "gpu_count": len(profile.gpus)})
     profile.fingerprint = fingerprint(profile)
     return profile

@@ -32,6 +32,12 @@ class CalibrationResult(BaseModel):
     notes: list[str] = []
 
 
+def probe_failed(exc: BaseException) -> str:
+    """One line for a probe that failed on the device (not out of memory, not the budget)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return f"probe failed: {text[:240]}"
+
+
 def torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -142,6 +148,8 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
         return CalibrationResult(skipped=f"does not fit: {exc}", does_not_fit=True)
     except BudgetExhausted as exc:
         return CalibrationResult(skipped=str(exc))
+    except RuntimeError as exc:       # a device fault (CUDA error, lost GPU): a result, not a crash
+        return CalibrationResult(skipped=probe_failed(exc))
     try:
         m, detail = probe_architecture(entry.id, arch, fmt, batch, prompt_tokens, new_tokens=new_tokens,
                                        device=device, config=cfg, progress=progress, budget=budget)
@@ -149,6 +157,8 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
         return CalibrationResult(rates=rates, skipped=f"does not fit: {exc}", does_not_fit=True)
     except BudgetExhausted as exc:
         return CalibrationResult(rates=rates, skipped=str(exc))
+    except RuntimeError as exc:
+        return CalibrationResult(rates=rates, skipped=probe_failed(exc))
     extra = _cross_check(detail, arch, fmt, batch, rates)
     if extra:
         m = m.model_copy(update={"notes": m.notes + extra})

@@ -30,9 +30,9 @@ class ProbeConfig(BaseModel):
     device: str | None = None                     # None: cuda:0 when available, else cpu
     budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)
     memory_fraction: float = Field(default=DEFAULT_MEMORY_FRACTION, gt=0, le=0.95)
-    decode_steps: int = Field(default=12, ge=2)   # timed decode steps of the architecture probe
-    prefill_repeats: int | None = Field(default=None, ge=1)   # None: 2 on CPU (slow), 3 on GPUs
-    warmup_steps: int = Field(default=3, ge=0)
+    decode_steps: int = Field(default=10, ge=2)   # timed decode steps of the architecture probe
+    prefill_repeats: int | None = Field(default=None, ge=1)   # None: 3 (the median of 3 survives one outlier)
+    warmup_steps: int = Field(default=2, ge=0)    # untimed decode steps before the timed ones
 
 
 class ProbeError(Exception):

@@ -168,7 +168,7 @@ def build_body(arch: Architecture, layers: int, fmt: str, device: str, *, min_po
     return body
 
 
-PREFILL_HEAD_COLUMNS = 16384
+PREFILL_HEAD_COLUMNS = 65536
 
 
 class LMHead:
@@ -189,7 +189,7 @@ class LMHead:
         cheap_fill_(self.linear)
         self.softcap = 30.0 if arch.model_type in ("gemma2",) else None
         vocab = arch.vocab_size
-        self.prefill_columns = vocab if vocab <= 2 * PREFILL_HEAD_COLUMNS else PREFILL_HEAD_COLUMNS
+        self.prefill_columns = vocab if vocab <= 1.5 * PREFILL_HEAD_COLUMNS else PREFILL_HEAD_COLUMNS
         self.prefill_scale = vocab / self.prefill_columns
 
     def _apply(self, hidden, weight):

@@ -9,7 +9,8 @@
 record() never raises for MLflow trouble: the delivery error comes back in RecordResult.error (an
 InfraError whose message names the kept folder and `advisor log <folder>`), so the caller can still
 print its report before exiting 3. It raises InfraError only when the report cannot be written to
-disk (nothing was kept), and UsageError for a bad kind or a broken payload.
+disk (nothing was kept), and UsageError for a bad kind or payload, or a deleted experiment (then
+the folder is kept too).
 """
 
 from __future__ import annotations

@@ -73,7 +73,10 @@ def ensure_experiment(mlflow_client, name: str) -> str:
     exp = mlflow_client.get_experiment_by_name(name)
     if exp is not None:
         if exp.lifecycle_stage == "deleted":
-            mlflow_client.restore_experiment(exp.experiment_id)
+            from advisor.errors import UsageError
+
+            raise UsageError(f"MLflow experiment '{name}' is deleted",
+                             hint="restore it with `mlflow experiments restore` or pass --experiment")
         return exp.experiment_id
     try:
         return mlflow_client.create_experiment(name)

@@ -131,15 +131,26 @@ def _create_run(mlflow_client, exp_id: str, manifest: dict, payload: dict) -> st
 
     from advisor import __version__
 
+    # MLflow's context tags (user, source, git) but not our own provider's: each kind's logger
+    # sets the hardware tags that belong to its report (a recommendation's may be another machine's).
     tags = resolve_tags({
         TAG_REPORT_ID: str(manifest["report_id"]),
         TAG_KIND: manifest["kind"],
         TAG_COMPLETE: "false",
         "advisor.version": str(payload.get("advisor_version") or __version__),
         "advisor.created_at": str(manifest.get("created_at") or ""),
-    })
+    }, ignore=_own_providers())
     run = mlflow_client.create_run(exp_id, tags=tags, run_name=f"{manifest['kind']}-{str(manifest['report_id'])[:8]}")
     return run.info.run_id
+
+
+def _own_providers() -> list:
+    try:
+        from advisor_plugins.run_context import AdvisorRunContextProvider
+
+        return [AdvisorRunContextProvider]
+    except Exception:  # plugins not installed: nothing to ignore
+        return []
 
 
 def _fail(mlflow_client, run_id: str | None) -> None:

@@ -93,8 +93,8 @@ def read_manifest(folder: Path) -> dict:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{folder}: not a saved report folder (no {MANIFEST})") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable manifest ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: unreadable manifest ({type(exc).__name__})") from None
     if not isinstance(manifest, dict) or not manifest.get("kind") or not manifest.get("report_id"):
         raise UsageError(f"{path}: manifest lacks kind or report_id")
     return manifest
@@ -107,8 +107,8 @@ def read_payload(folder: Path, manifest: dict | None = None) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UsageError(f"{folder}: the report file {path.name} is missing") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({type(exc).__name__})") from None
 
 
 def resolve_folder(path: str | Path) -> Path:
@@ -128,7 +128,7 @@ def pending() -> list[Path]:
     if not root.is_dir():
         return []
     out = []
-    for folder in sorted(root.iterdir()):
+    for folder in sorted(root.iterdir(), key=lambda p: (p.name.rsplit("-", 2)[-2:-1], p.name)):  # by timestamp
         if folder.name.startswith(".") or not (folder / MANIFEST).is_file():
             continue
         try:
