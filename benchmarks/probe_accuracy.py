@@ -74,7 +74,7 @@ def measure_full(arch, fmt: str, prompt: int, new: int) -> dict:
             past, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
             steps.append(1000 * (time.perf_counter() - t))
     del model, out, past
-    return {"prefill_ms": prefill_ms, "decode_ms": statistics.median(steps[2:]),
+    return {"prefill_ms": prefill_ms, "decode_ms": statistics.median(steps[2:]), "decode_min": min(steps[2:]),
             "wall_s": time.perf_counter() - t0}
 
 
@@ -141,7 +141,10 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
     clock.remove()
     del full, body, head
     return {"prefill_pred": statistics.median(pre.predictions(L)), "prefill_meas": statistics.median(full_pre),
-            "decode_pred": statistics.median(dec.predictions(L)), "decode_meas": statistics.median(full_dec)}
+            "decode_pred": statistics.median(dec.predictions(L)), "decode_meas": statistics.median(full_dec),
+            # the least-disturbed sample of each side: on a loaded machine closer to the idle figures
+            "prefill_pred_min": min(pre.predictions(L)), "prefill_meas_min": min(full_pre),
+            "decode_pred_min": min(dec.predictions(L)), "decode_meas_min": min(full_dec)}
 
 
 def measure_probe(name: str, arch, fmt: str, prompt: int, new: int) -> dict:
@@ -151,6 +154,7 @@ def measure_probe(name: str, arch, fmt: str, prompt: int, new: int) -> dict:
     m, detail = probe_architecture(name, arch, fmt, 1, prompt, new_tokens=new, device="cpu", budget_s=60)
     return {"prefill_ms": m.prefill_ms.p50, "decode_ms": m.decode_ms_per_token.p50,
             "prefill_p95": m.prefill_ms.p95, "decode_p95": m.decode_ms_per_token.p95,
+            "prefill_min": m.prefill_ms.min, "decode_min": m.decode_ms_per_token.min,
             "wall_s": time.perf_counter() - t0, "detail": detail}
 
 
@@ -216,10 +220,13 @@ def main(argv: list[str] | None = None) -> int:
               f"parts: layer {d.prefill.layer_ms:.1f}/{d.decode.layer_ms:.2f} ms, head "
               f"{d.prefill.lm_head_ms:.1f}/{d.decode.lm_head_ms:.2f} ms, fixed {d.prefill.fixed_ms:.1f}/"
               f"{d.decode.fixed_ms:.2f} ms ({d.depth} of {d.full_depth} layers; arch from {src}; "
-              f"load average {load:.1f})", flush=True)
+              f"load average {load:.1f}); min-sample errors: prefill "
+              f"{100 * (p['prefill_min'] - f['prefill_ms']) / f['prefill_ms']:+.1f}%, decode "
+              f"{100 * (p['decode_min'] - f['decode_min']) / f['decode_min']:+.1f}%", flush=True)
     if not args.no_interleaved:
         print("\nInterleaved method check (truncated and full model timed alternately, same load):")
-        print(f"{'model':<14} {'prefill ms pred/meas':>22} {'err':>7} {'decode ms/tok pred/meas':>24} {'err':>7}")
+        print(f"{'model':<14} {'prefill ms pred/meas':>22} {'err':>7} {'decode ms/tok pred/meas':>24} {'err':>7}"
+              f"   {'min-sample err: prefill':>23} {'decode':>7}")
         for name in args.models.split(","):
             arch, _ = architecture(name)
             r = interleaved_check(arch, args.format, args.prompt, args.new)
@@ -227,9 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             ed = (r["decode_pred"] - r["decode_meas"]) / r["decode_meas"]
             worst["i_prefill"] = max(worst.get("i_prefill", 0.0), abs(ep))
             worst["i_decode"] = max(worst.get("i_decode", 0.0), abs(ed))
+            mp = (r["prefill_pred_min"] - r["prefill_meas_min"]) / r["prefill_meas_min"]
+            md = (r["decode_pred_min"] - r["decode_meas_min"]) / r["decode_meas_min"]
             print(f"{name:<14} {r['prefill_pred']:>10.1f} /{r['prefill_meas']:>9.1f} {100 * ep:>+6.1f}% "
                   f"{r['decode_pred']:>11.2f} /{r['decode_meas']:>10.2f} {100 * ed:>+6.1f}%   "
-                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                  f"{100 * mp:>+22.1f}% {100 * md:>+6.1f}%   (load average {os.getloadavg()[0]:.1f})", flush=True)
         print(f"worst interleaved |error|: prefill {100 * worst['i_prefill']:.1f}%, "
               f"decode {100 * worst['i_decode']:.1f}%")
     ok = worst["prefill"] <= 0.15 and worst["decode"] <= 0.15 and worst["ratio"] <= 0.2

@@ -43,6 +43,9 @@ HW_FIXTURES = REPO / "tests" / "fixtures" / "hardware"
 KINDS = ("catalog", "hardware", "task", "hf-config", "cli-args", "policy", "probe-cache",
          "hardware-profile", "recommend-config")
 
+# Generated documents are cut at this size: parsing is linear (about 0.3 MB/s for PyYAML in pure
+# Python), so megabyte files only measure the parser's speed, not the advisor's handling.
+MAX_DOC_BYTES = 256_000
 # A case may run this long in-process before it counts as a hang. Real cases take < 0.5 s.
 CASE_TIMEOUT_S = float(os.environ.get("ADVISOR_FUZZ_CASE_TIMEOUT_S", "8"))
 
@@ -299,7 +302,7 @@ def yaml_text(draw, base: Any, *, bomb_where: str = "models") -> bytes:
     if choice < 10:
         return draw(st.sampled_from([
             b"", b" ", b"\n\n", b"~", b"null", b"[]", b"{}", b"42", b"-", b"---", b"...", b"\xef\xbb\xbf",
-            b"\x00" * 64, b"[" * 10000, b"{a: " * 10000, b"- " * 5000 + b"x", b"a: " + b"x" * 1_000_000,
+            b"\x00" * 64, b"[" * 10000, b"{a: " * 10000, b"- " * 5000 + b"x", b"a: " + b"x" * 200_000,
             b"\xff\xfe" + "models: []".encode("utf-16-le"), "models: [{id: é}]".encode("latin-1"),
         ]))
     if choice < 13:
@@ -317,6 +320,8 @@ def yaml_text(draw, base: Any, *, bomb_where: str = "models") -> bytes:
         except (ValueError, RecursionError, yaml.YAMLError):
             text = "models: " + "[" * 3000 + "1" + "]" * 3000 + "\n"
     data = text.encode("utf-8", "surrogatepass")
+    if len(data) > MAX_DOC_BYTES:   # an indented 3000-deep document is megabytes: keep its head
+        data = data[:MAX_DOC_BYTES]
     return draw(byte_edits(data))
 
 
@@ -377,7 +382,8 @@ def json_text(draw, base: Any) -> bytes:
             text = json.dumps(doc, allow_nan=True, ensure_ascii=ascii_only)
         except (ValueError, RecursionError):
             text = '{"hidden_size": ' + "[" * 3000 + "1" + "]" * 3000 + "}"
-    return draw(byte_edits(text.encode("utf-8", "surrogatepass"),
+    data = text.encode("utf-8", "surrogatepass")[:MAX_DOC_BYTES]
+    return draw(byte_edits(data,
                            snippets=['"x"', "NaN", "-Infinity", "1e400", "[", "}", '"\\ud800"', "null", ",,"]))
 
 
@@ -824,6 +830,13 @@ def _direct(case: Case, folder: Path) -> tuple[int, str]:
     raise AssertionError(case.direct)
 
 
+def _depth() -> int:
+    frame, n = sys._getframe(), 0
+    while frame is not None:
+        frame, n = frame.f_back, n + 1
+    return n
+
+
 def run_case(case: Case, folder: Path, *, timeout: float = CASE_TIMEOUT_S) -> Outcome:
     """Run one case in this process against the real CLI entry point, output captured."""
     from advisor.cli.app import cli
@@ -850,7 +863,11 @@ def run_case(case: Case, folder: Path, *, timeout: float = CASE_TIMEOUT_S) -> Ou
     rc: int | None = None
     start = time.perf_counter()
     crash = None
+    saved_limit = sys.getrecursionlimit()
     try:
+        # As in a fresh `advisor` process: 1000 frames above the entry point (the test runner's
+        # own frames do not count; hypothesis raises the limit while it runs a test).
+        sys.setrecursionlimit(_depth() + 1000)
         os.chdir(folder)
         sys.stdin = io.StringIO("")
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), _alarm(timeout), \
@@ -873,6 +890,7 @@ def run_case(case: Case, folder: Path, *, timeout: float = CASE_TIMEOUT_S) -> Ou
         crash = f"exception escaped: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         err.write(traceback.format_exc())
     finally:
+        sys.setrecursionlimit(saved_limit)
         os.chdir(cwd)
         sys.stdin = saved_stdin
         warnings.showwarning = saved_showwarning

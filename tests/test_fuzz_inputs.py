@@ -18,7 +18,7 @@ from tests import fuzzing
 from tests.fuzzing import KINDS, run_case, run_case_subprocess, strategy
 
 CASES = int(os.environ.get("ADVISOR_FUZZ_CASES", "200"))
-SUBPROCESS_SAMPLE = int(os.environ.get("ADVISOR_FUZZ_SUBPROCESS", "2"))
+SUBPROCESS_SAMPLE = int(os.environ.get("ADVISOR_FUZZ_SUBPROCESS", "1"))
 CASE_TIMEOUT_S = float(os.environ.get("ADVISOR_FUZZ_CASE_TIMEOUT_S", "6"))
 STOP_AFTER = 5  # crashes per kind before giving up (each hang costs CASE_TIMEOUT_S)
 

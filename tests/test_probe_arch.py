@@ -241,3 +241,18 @@ def test_device_fault_is_a_result_not_a_crash(monkeypatch):
     assert res.measurement is None and not res.does_not_fit
     assert res.skipped.startswith("probe failed: CUDA error: an illegal memory access")
     assert res.rates is not None
+
+
+def test_busy_machine_is_noted(tmp_path, monkeypatch):
+    from advisor.probe import arch_probe
+
+    psi = tmp_path / "cpu"
+    psi.write_text("some avg10=87.50 avg60=80.00 avg300=70.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    assert arch_probe.cpu_pressure(str(psi)) == 87.5
+    assert arch_probe.cpu_pressure(str(tmp_path / "missing")) is None
+    monkeypatch.setattr(arch_probe, "cpu_pressure", lambda: 87.5)
+    monkeypatch.setattr("os.getloadavg", lambda: (0.1, 0.1, 0.1))
+    (note,) = arch_probe.busy_note()
+    assert "busy" in note and "CPU pressure 88%" in note
+    monkeypatch.setattr(arch_probe, "cpu_pressure", lambda: 1.0)
+    assert arch_probe.busy_note() == []

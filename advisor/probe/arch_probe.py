@@ -131,17 +131,31 @@ def probe_memory_bytes(arch: Architecture, depth: int, fmt: str, batch: int, pro
 HEAD_PREFILL_SAMPLES = 2
 
 
+def cpu_pressure(path: str = "/proc/pressure/cpu") -> float | None:
+    """Share of the last 10 s (percent) in which some task waited for a CPU (Linux PSI), or None."""
+    try:
+        with open(path, encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("some "):
+                    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+                    return float(fields["avg10"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return None
+
+
 def busy_note() -> list[str]:
-    """A note when other processes load the CPU: timings on a busy machine come out slow."""
+    """A note when other processes compete for the CPU: timings on a busy machine come out slow."""
     import os
 
     try:
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
     except (OSError, AttributeError):
-        return []
-    if load > 0.75 * cores + 1:
-        return [f"the machine was busy (load average {load:.1f} on {cores} cores): timings may be inflated; "
-                "re-run with --refresh when it is idle"]
+        load, cores = 0.0, os.cpu_count() or 1
+    psi = cpu_pressure()
+    if load > 0.75 * cores + 1 or (psi is not None and psi > 40):
+        why = f"load average {load:.1f} on {cores} cores" + (f", CPU pressure {psi:.0f}%" if psi is not None else "")
+        return [f"the machine was busy ({why}): timings may be inflated; re-run with --refresh when it is idle"]
     return []
 
 
@@ -224,8 +238,11 @@ class ArchProbe(Probe):
 
         pre, dec = _Samples(), _Samples()
         with torch.inference_mode():
-            # The process was warmed by the microprobes; the first prefill is a sample like the others
-            # (the median of three survives it being slow) and decode is warmed at its real context.
+            # First timings of a process (and of a model) are slow: a short prompt is run and discarded,
+            # as the full-model measurement does; decode is warmed again at its real context below.
+            budget.check("the warm-up")
+            report(self.progress, "warm-up", 0.05)
+            prefill(min(P, 32))
             budget.check("the first prefill")
             report(self.progress, f"prefill {P} tokens", 0.1)
             base_ms, head_ms, cache, tok = prefill(P)

@@ -177,7 +177,8 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         models = [m for m in models if m.id in mine]
     for target in targets:
         local = target == "local"
-        probes = LocalProbes(enabled=probe and local, budget_s=budget_s, refresh=refresh, progress=progress)
+        probes = LocalProbes(enabled=probe and local, budget_s=budget_s, refresh=refresh, progress=progress,
+                             catalog=cat, catalog_paths=catalog_paths)
         if local:
             from advisor.hardware.profile import detect_profile
 

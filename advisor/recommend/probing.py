@@ -28,7 +28,9 @@ MICRO_SHARE = 0.3
 
 class LocalProbes:
     def __init__(self, *, enabled: bool, budget_s: float | None, refresh: bool,
-                 progress: Callable[[str, int, int], None] | None):
+                 progress: Callable[[str, int, int], None] | None, catalog=None, catalog_paths=()):
+        self.catalog = catalog
+        self.catalog_paths = tuple(catalog_paths)
         self.enabled = enabled
         self.budget_s = budget_s
         self.refresh = refresh
@@ -127,18 +129,21 @@ class LocalProbes:
         api = self._api()
         if api is None:
             return cands
-        from advisor.catalog.loader import get_catalog
         from advisor.estimate.engine import estimate
 
         latency_keys = {"max_latency_ms", "max_ttft_ms", "min_tokens_per_s"}
         out = {c.key: c for c in cands}
         probed = 0
         for tier in ("small", "large"):
-            queue = [c for c in cands if c.tier == tier and c.verdict == "fits" and c.latency_basis != "measured"
+            queue = [c for c in cands if c.tier == tier and c.verdict == "fits"
                      and c.format in api.PROBED_FORMATS and set(c.binding) <= latency_keys
                      and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
             queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
             for c in queue[:PER_TIER_MAX]:
+                if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out
+                    if c.passed:
+                        break
+                    continue
                 left = self._left()
                 if probed >= REFINE_MAX or (left is not None and left < MIN_PROBE_S):
                     break
@@ -147,7 +152,7 @@ class LocalProbes:
                                       f"{left:.0f} s of probe budget left); figures stay calibrated")
                     continue
                 est = estimates.get(f"{c.model}:{c.format}")
-                entry = get_catalog().models.get(c.model)
+                entry = self.catalog.models.get(c.model) if self.catalog is not None else None
                 if est is None or entry is None:
                     continue
                 probed += 1
@@ -162,7 +167,8 @@ class LocalProbes:
                                    **res.measurement.model_dump()})
                 new = estimate(c.model, target="local", format=c.format, batch=est.batch,
                                prompt_tokens=est.prompt_tokens, new_tokens=est.new_tokens, runtime=est.runtime,
-                               gpus=est.gpus, probe=False, rates=self.rates, measurement=res.measurement)
+                               gpus=est.gpus, catalog_paths=self.catalog_paths, probe=False, rates=self.rates,
+                               measurement=res.measurement)
                 updated = self._with_latency(c, new.latency, failfn)
                 out[c.key] = updated
                 if updated.passed:
