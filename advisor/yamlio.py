@@ -84,3 +84,22 @@ def load_yaml(path: Path, *, with_lines: bool = False) -> Any:
     except (ValueError, TypeError, AttributeError, OverflowError) as exc:
         # PyYAML's constructors raise these on some bad scalars (e.g. `!!timestamp yesterday`)
         raise CatalogError(f"{path}: malformed YAML ({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+
+
+def line_of(raw: Any, loc: tuple) -> int | None:
+    """The line of the deepest key of `loc` that the YAML had (for 'file:line: field' errors).
+
+    `raw` is a document read with load_yaml(with_lines=True); `loc` a pydantic error location.
+    """
+    node, line = raw, None
+    for part in loc:
+        if isinstance(node, dict):
+            line = node.get("__lines__", {}).get(part, line)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            if isinstance(node, dict) and node.get("__lines__"):
+                line = min(node["__lines__"].values())
+        else:
+            break
+    return line

@@ -16,7 +16,7 @@ from advisor.catalog.params import derived_params
 from advisor.catalog.schema import FormatSpec, HardwareTarget, ModelEntry, TaskProfile, Tier
 from advisor.estimate.runtime import RuntimeProfile
 from advisor.errors import CatalogError, unknown_id
-from advisor.yamlio import load_yaml, strip_lines
+from advisor.yamlio import line_of, load_yaml, strip_lines
 
 ENV_CATALOG_PATH = "ADVISOR_CATALOG_PATH"
 PARAM_TOLERANCE = 0.02
@@ -138,20 +138,6 @@ class Catalog:
         return digest.hexdigest()[:12]
 
 
-def _line_of(raw: Any, loc: tuple) -> int | None:
-    """Best line number for a pydantic error location inside a raw entry."""
-    node, line = raw, raw.get("__lines__", {}).get("__self__") if isinstance(raw, dict) else None
-    for part in loc:
-        if isinstance(node, dict):
-            line = node.get("__lines__", {}).get(part, line)
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            break
-    return line
-
-
 def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[BaseModel, int | None]]]:
     """Validate one catalog file; every problem is appended, valid entries returned."""
     out: dict[str, list[tuple[BaseModel, int | None]]] = {k: [] for k in SECTIONS}
@@ -193,7 +179,7 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
                     loc = tuple(p for p in err["loc"])
                     fld = ".".join(str(p) for p in loc) or None
                     msg = err["msg"].removeprefix("Value error, ")
-                    problems.append(Problem(str(path), _line_of(raw, loc) or line, entry_id, fld, msg))
+                    problems.append(Problem(str(path), line_of(raw, loc) or line, entry_id, fld, msg))
                 continue
             except RecursionError:
                 problems.append(Problem(str(path), line, entry_id, None, "entry nested too deeply"))

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advisor.errors import CatalogError, did_you_mean
-from advisor.yamlio import load_yaml, strip_lines
+from advisor.yamlio import line_of, load_yaml, strip_lines
 
 THRESHOLD_KEYS = ("max_latency_ms", "max_ttft_ms", "min_tokens_per_s", "memory_headroom", "min_quality")
 DEFAULT_HEADROOM = 0.10
@@ -149,22 +149,6 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     raise ValueError(f"'{uri}' is not models:/NAME/VERSION or models:/NAME@ALIAS")
 
 
-def _line_of(raw: Any, loc: tuple) -> int | None:
-    """The line of the deepest key of `loc` that the YAML had (for 'file:line: field' errors)."""
-    node, line = raw, None
-    for part in loc:
-        if isinstance(node, dict):
-            line = node.get("__lines__", {}).get(part, line)
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-            if isinstance(node, dict) and node.get("__lines__"):
-                line = min(node["__lines__"].values())
-        else:
-            break
-    return line
-
-
 def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names valid at the place an unknown key was found (for 'did you mean')."""
     for part in loc[:-1]:
@@ -185,7 +169,7 @@ def validation_problem(path: Path | str, raw: Any, exc: ValidationError) -> Cata
     errors = exc.errors()
     err = errors[0]
     loc = tuple(err["loc"])
-    line = _line_of(raw, loc)
+    line = line_of(raw, loc)
     fld = ".".join(str(p) for p in loc)
     msg = err["msg"].removeprefix("Value error, ")
     hint = None

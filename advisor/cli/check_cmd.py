@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from advisor.cli.common import catalog_option, console, info, json_option
+from advisor.cli.common import catalog_option, console, info, json_option, threshold_options
 
 EXIT_CODES = """\b
 Exit codes:
@@ -62,13 +62,7 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length of one request.")
 @click.option("--new-tokens", type=click.IntRange(min=1), help="Generated tokens of one request.")
 @click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences.")
-@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="End-to-end p95 budget.")
-@click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token budget.")
-@click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True), help="Minimum generated tokens/s.")
-@click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), metavar="P",
-              help="Fraction of device memory kept free (default 0.10).")
-@click.option("--license", "licenses", multiple=True, metavar="L", help="Allowed licence id; repeatable or comma-separated.")
-@click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality PROXY (needs --task).")
+@threshold_options
 @click.option("--require-known", multiple=True, type=click.Choice(["license", "quality"]),
               help="Fail when this is unknown (a model outside the catalog); default: report 'unknown'.")
 @click.option("--junit", "junit_path", metavar="PATH", help="Write JUnit XML (one testsuite per target).")

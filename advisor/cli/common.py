@@ -14,6 +14,25 @@ catalog_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
+def threshold_options(func):
+    """The deployment limits shared by `recommend` and `check` (same names as Constraints)."""
+    options = [
+        click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True),
+                     help="End-to-end p95 budget in ms."),
+        click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token limit in ms."),
+        click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True),
+                     help="Minimum generated tokens per second."),
+        click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), metavar="P",
+                     help="Fraction of device memory kept free (default 0.10)."),
+        click.option("--license", "licenses", multiple=True, metavar="ID",
+                     help="Allowed licence id; repeatable or comma-separated."),
+        click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality PROXY (0-100)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def console(stderr: bool = False):
     import os
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from advisor.cli.common import catalog_option, console, info, json_option, print_json
+from advisor.cli.common import catalog_option, console, info, json_option, print_json, threshold_options
 from advisor.errors import EXIT_FAILED, EXIT_INFRA, UsageError
 
 
@@ -32,12 +32,7 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--prompt-tokens", type=click.IntRange(min=1), help="Override the task's typical prompt length.")
 @click.option("--new-tokens", type=click.IntRange(min=1), help="Override the task's typical output length.")
 @click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences per request.")
-@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True), help="End-to-end p95 budget (default: the task's).")
-@click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token limit.")
-@click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True), help="Generation throughput floor.")
-@click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), help="Fraction of device memory kept free [0.10].")
-@click.option("--license", "licenses", multiple=True, metavar="ID", help="Allowed licences (repeat or comma-separate).")
-@click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality proxy (0-100).")
+@threshold_options
 @click.option("--formats", "formats", multiple=True, metavar="F", help="Allowed formats: fp32,bf16,fp16,int8,int4.")
 @click.option("--max-params", help="Largest model to consider (e.g. 8e9 or 8b).")
 @click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
@@ -66,6 +61,7 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
       advisor recommend --task summarization
       advisor recommend --task chat --target a10g-24gb --target l4-24gb --max-latency-ms 3000
       advisor recommend --task code --formats int8,int4 --license apache-2.0 --json
+    --max-latency-ms defaults to the task profile's budget.
     Exit codes: 0 a model was recommended, 1 no model meets the constraints,
     2 bad arguments, 3 MLflow failed (the report is kept; send it with `advisor log`).
     """

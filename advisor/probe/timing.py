@@ -1,8 +1,7 @@
-"""Timing helpers: device sync, timed repeats, robust statistics."""
+"""Timing helpers: the probe device, device sync, timed repeats."""
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Callable
 
@@ -42,15 +41,3 @@ def repeat_ms(fn: Callable[[], object], device: str, *, repeats: int, warmup: in
         if deadline is not None and deadline():
             break
     return out
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def trimmed_mean(values: list[float], cut: float = 0.2) -> float:
-    """Mean of the middle values (drops `cut` of each tail); the median for very short lists."""
-    vals = sorted(values)
-    k = int(len(vals) * cut)
-    mid = vals[k:len(vals) - k] if len(vals) - 2 * k > 0 else vals
-    return statistics.fmean(mid)
