@@ -221,3 +221,14 @@ def test_cpu_target_without_a_flops_peak_gives_a_stated_lower_bound(tf):
     # CPU bandwidth is used as given (no GPU efficiency): weights / 100 GB/s
     assert lat.terms["prefill_weight_read_ms"] == pytest.approx(1e3 * 70_553_706_496 * 2 / 100e9)
     assert "lower bounds" in lat.explanation
+
+
+def test_calibrated_decode_uses_the_dtypes_measured_one_token_rate(tf):
+    """bf16 decode on a CPU whose bf16 matrix-vector kernel is slow: the calibrated estimate follows it."""
+    rates = MeasuredRates(device="cpu", matmul_tflops={"fp32": 0.05, "bf16": 0.2}, bandwidth_gbs=20.0,
+                          decode_gbs={"fp32": 20.0, "bf16": 2.0}, step_overhead_ms=0.01)
+    runtime = tf
+    assert calibrated_rates(rates, "bf16", runtime).bandwidth_gbs == 2.0
+    assert calibrated_rates(rates, "fp32", runtime).bandwidth_gbs == 20.0
+    # fp16 was not measured on this CPU: no borrowing of bf16's rate (they differ by orders of magnitude)
+    assert calibrated_rates(rates, "fp16", runtime).tflops == pytest.approx(0.05 * runtime.model_matmul_fraction.value)

@@ -42,6 +42,16 @@ CASES = {
     "hardware fixture 5000-digit int": _case("hardware-profile", {"hw.json": ('{"count": %s}' % BIG_INT).encode()},
                                              ["profile", "--no-torch", "--json"],
                                              {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
+    # advisor/hardware/parse.py peak_bandwidth_gbs and advisor/hardware/match.py match_target:
+    # OverflowError on integers too large for a float
+    "NVML readout bus width 1e400": _case("hardware-profile", {"hw.json": (
+        '{"count": 1, "devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "bus_width_bits": 1%s, '
+        '"max_clock_mem_mhz": 2619, "memory": {"total": 85520809984, "free": 1, "used": 1}}]}' % ("0" * 400)).encode()},
+        ["profile", "--no-torch", "--json"], {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
+    "NVML readout memory 1e400": _case("hardware-profile", {"hw.json": (
+        '{"count": 1, "devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", '
+        '"memory": {"total": 1%s, "free": 1, "used": 1}}]}' % ("0" * 400)).encode()},
+        ["profile", "--no-torch", "--json"], {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
     # advisor/catalog/loader.py catalog_files: Path.is_dir() raises ENAMETOOLONG
     "--catalog name too long": _case("cli-args", {}, ["catalog", "list", "--catalog", "a" * 300]),
     # advisor/catalog/loader.py / hfconfig.py: a NUL in hf_config makes Path() calls raise ValueError

@@ -50,13 +50,19 @@ def spec_rates(device: DeviceSpec, fmt: str, runtime: RuntimeProfile) -> Rates:
 
 def calibrated_rates(rates: MeasuredRates, fmt: str, runtime: RuntimeProfile) -> Rates:
     dtype = compute_dtype(fmt)
-    gemm = rates.matmul_tflops.get(dtype) or rates.matmul_tflops.get({"bf16": "fp16", "fp16": "bf16"}.get(dtype, ""))
+    gemm = rates.matmul_tflops.get(dtype)
+    if gemm is None and rates.device.startswith("cuda"):
+        # on GPUs bf16 and fp16 tensor-core rates are alike; on CPUs they differ by orders of magnitude
+        gemm = rates.matmul_tflops.get({"bf16": "fp16", "fp16": "bf16"}.get(dtype, ""))
     gemm = gemm or rates.matmul_tflops.get("fp32")
     if not gemm:
         raise UsageError(f"the probe measured no matmul rate for {dtype}")
     per_layer = rates.per_layer_overhead_ms or 0.0
+    # Decode streams the weights through 1-token matmuls: their measured rate for this dtype is the
+    # achievable bandwidth (on CPUs it can be far below copy bandwidth for bf16/fp16).
+    bandwidth = rates.decode_gbs.get(dtype) or rates.bandwidth_gbs
     # The probe times the kernel-launch path itself; one forward costs the same launches in prefill.
-    return Rates(tflops=gemm * runtime.model_matmul_fraction.value, bandwidth_gbs=rates.bandwidth_gbs,
+    return Rates(tflops=gemm * runtime.model_matmul_fraction.value, bandwidth_gbs=bandwidth,
                  step_overhead_ms=rates.step_overhead_ms, per_layer_ms=per_layer, prefill_per_layer_ms=per_layer,
                  basis="calibrated")
 

@@ -24,6 +24,7 @@ class MeasuredRates(BaseModel):
     device: str                                  # "cuda:0", "cpu"
     matmul_tflops: dict[str, float]              # dtype ("fp32", "bf16", "fp16") -> achieved TFLOPS
     bandwidth_gbs: float                         # achieved device memory bandwidth (read + write, GB/s)
+    decode_gbs: dict[str, float] = Field(default_factory=dict)  # dtype -> weight GB/s of a 1-token matmul
     step_overhead_ms: float                      # fixed cost of one framework step (kernel launch path)
     per_layer_overhead_ms: float | None = None   # host overhead per transformer layer per step
     torch_version: str | None = None

@@ -73,8 +73,20 @@ def microprobe_rates(device: str | None = None, *, budget_s: float | None = MICR
         return None
     rates = run_microprobes(device, budget=Budget(budget_s), fingerprint=fingerprint, progress=progress,
                             memory_fraction=memory_fraction)
-    cache.save(key, rates)
+    if not _busy():  # figures taken while other processes compete would be reused as if true
+        cache.save(key, rates)
     return rates
+
+
+def _busy() -> bool:
+    """Whether to keep results out of the cache. ADVISOR_PROBE_IGNORE_LOAD=1 caches regardless (tests)."""
+    import os
+
+    if os.environ.get("ADVISOR_PROBE_IGNORE_LOAD"):
+        return False
+    from advisor.probe.arch_probe import busy_note
+
+    return bool(busy_note())
 
 
 def probe_architecture(model_id: str, arch: Architecture, fmt: str, batch: int, prompt_tokens: int, *,
@@ -163,7 +175,10 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
     if extra:
         m = m.model_copy(update={"notes": m.notes + extra})
     result = CalibrationResult(rates=rates, measurement=m, detail=detail)
-    cache.save(key, result)
+    if _busy():
+        result.notes.append("not cached: the machine was busy while probing; the next run measures again")
+    else:
+        cache.save(key, result)
     return result
 
 

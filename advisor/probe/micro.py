@@ -1,5 +1,6 @@
-"""Hardware microprobes (a few seconds): matmul rate per dtype, copy bandwidth, the fixed cost of one
-framework step and the host overhead of one (tiny) transformer layer -> MeasuredRates."""
+"""Hardware microprobes (a few seconds): matmul rate per dtype, copy bandwidth, the weight-streaming
+rate of a matrix-vector product per dtype (what batch-1 decode does), the fixed cost of one framework
+step and the host overhead of one (tiny) transformer layer -> MeasuredRates."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ from advisor.probe.timing import repeat_ms, sync
 
 # Inference-like GEMM shapes: (rows = tokens, inner = hidden, cols = projection width).
 CPU_GEMM = (256, 1024, 4096)
+# bf16/fp16 GEMMs run 20-50x slower than fp32 on CPUs without native kernels: a smaller shape.
+CPU_GEMM_HALF = (64, 1024, 2048)
 CUDA_GEMM = (4096, 4096, 4096)
+# Decode-shaped product: one token times a weight matrix (32 MiB in fp32, 16 MiB in bf16).
+GEMV_SHAPE = (2048, 4096)
+CUDA_GEMV_SHAPE = (8192, 8192)
 CPU_COPY_BYTES = 128 << 20
 CUDA_COPY_BYTES = 1 << 30
 
@@ -25,7 +31,8 @@ def default_dtypes(device: str) -> list[str]:
         if torch.cuda.is_bf16_supported():
             out.insert(0, "bf16")
         return out
-    return ["fp32"]
+    # Catalog models are offered in bf16/fp16 too; on CPU their speed differs wildly from fp32.
+    return ["fp32", "bf16", "fp16"]
 
 
 def matmul_tflops(device: str, fmt: str, shape: tuple[int, int, int], deadline) -> float:
@@ -41,6 +48,29 @@ def matmul_tflops(device: str, fmt: str, shape: tuple[int, int, int], deadline) 
     finally:
         del a, b
     return 2 * m * k * n / (statistics.median(ts) / 1000) / 1e12
+
+
+def gemv_gbs(device: str, fmt: str, shape: tuple[int, int], deadline) -> float:
+    """Weight bytes streamed per second by x[1, k] @ W[k, n]: the decode step's matmul shape.
+
+    On CPUs the bf16/fp16 matrix-vector kernels can be 20x slower than fp32 even where bf16 GEMMs are
+    fast (seen here: AVX512-BF16, bf16 GEMM 86 GFLOPS but bf16 GEMV 0.5 GB/s vs fp32 10.6 GB/s), so
+    copy bandwidth alone cannot predict decode.
+    """
+    import torch
+
+    from advisor.probe.build import torch_dtype
+
+    k, n = shape
+    dtype = torch_dtype(fmt)
+    w = torch.randn(k, n, device=device).to(dtype)
+    x = torch.randn(1, k, device=device).to(dtype)
+    try:
+        ts = repeat_ms(lambda: x @ w, device, repeats=8, warmup=2, deadline=deadline)
+    finally:
+        nbytes = w.numel() * w.element_size()
+        del w, x
+    return nbytes / (statistics.median(ts) / 1000) / 1e9
 
 
 def copy_gbs(device: str, nbytes: int, deadline) -> float:
@@ -112,14 +142,21 @@ def run_microprobes(device: str, *, budget: Budget, dtypes: list[str] | None = N
         if copy_bytes < (8 << 20):
             raise DoesNotFit(f"less than {3 * 8} MB of the allowed memory is free on {device}")
     rates: dict[str, float] = {}
+    decode: dict[str, float] = {}
     try:
         report(progress, "microprobe: step overhead", 0.0)
         budget.check("the microprobes")
         step = step_overhead_ms(device, deadline)
         for i, fmt in enumerate(dtypes):
+            if i > 0 and budget.exhausted():
+                break  # the first dtype is required; later ones only refine (their formats stay uncalibrated)
             budget.check(f"the {fmt} matmul probe")
             report(progress, f"microprobe: {fmt} matmul", 0.1 + 0.5 * i / len(dtypes))
-            rates[fmt] = matmul_tflops(device, fmt, CUDA_GEMM if cuda else CPU_GEMM, deadline)
+            shape = CUDA_GEMM if cuda else (CPU_GEMM if fmt == "fp32" else CPU_GEMM_HALF)
+            rates[fmt] = matmul_tflops(device, fmt, shape, deadline)
+            if budget.exhausted():
+                break
+            decode[fmt] = gemv_gbs(device, fmt, CUDA_GEMV_SHAPE if cuda else GEMV_SHAPE, deadline)
         budget.check("the bandwidth probe")
         report(progress, "microprobe: memory bandwidth", 0.6)
         bw = copy_gbs(device, copy_bytes, deadline)
@@ -135,6 +172,6 @@ def run_microprobes(device: str, *, budget: Budget, dtypes: list[str] | None = N
     finally:
         free_device(device)
     report(progress, "microprobes done", 1.0)
-    return MeasuredRates(device=device, matmul_tflops=rates, bandwidth_gbs=bw, step_overhead_ms=step,
+    return MeasuredRates(device=device, matmul_tflops=rates, decode_gbs=decode, bandwidth_gbs=bw, step_overhead_ms=step,
                          per_layer_overhead_ms=per_layer, torch_version=torch.__version__,
                          fingerprint=fingerprint)
