@@ -25,7 +25,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.mlflow_server import mlflow_server  # noqa: F401 - the session fixture
+
+# mlflow_server: the session fixture from tests/conftest.py (a real `mlflow server`, sqlite backend).
 
 RECOMMEND = ["recommend", "--no-probe", "--target", "a10g-24gb", "--task", "summarization"]
 

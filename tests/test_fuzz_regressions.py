@@ -52,6 +52,13 @@ CASES = {
         '{"count": 1, "devices": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", '
         '"memory": {"total": 1%s, "free": 1, "used": 1}}]}' % ("0" * 400)).encode()},
         ["profile", "--no-torch", "--json"], {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
+    # advisor/recommend/config.py + recommend_cmd.py: batch has no upper bound (check's has one),
+    # then advisor/estimate/memory.py overflows converting it to float
+    "recommend --batch 1e400": _case("cli-args", {}, ["recommend", "--no-probe", "--no-mlflow", "--task", "summarization",
+                                                      "--target", "a10g-24gb", "--batch", "1" + "0" * 400]),
+    "recommend --config batch 1e400": _case("recommend-config", {"cfg.yaml": b"task: summarization\ntargets: [a10g-24gb]\n"
+                                                                             b"batch: 1" + b"0" * 400 + b"\n"},
+                                            ["recommend", "--no-probe", "--no-mlflow", "--config", "{dir}/cfg.yaml"]),
     # advisor/catalog/loader.py catalog_files: Path.is_dir() raises ENAMETOOLONG
     "--catalog name too long": _case("cli-args", {}, ["catalog", "list", "--catalog", "a" * 300]),
     # advisor/catalog/loader.py / hfconfig.py: a NUL in hf_config makes Path() calls raise ValueError

@@ -33,7 +33,7 @@ FORBIDDEN_ATTRS = {
 HUB_CALLS = {"hf_hub_download", "snapshot_download", "hf_hub_url", "HfApi", "cached_download", "list_repo_files"}
 
 
-def _safe_loader_names(tree: ast.Module, module_name: str | None) -> set[str]:
+def _safe_loader_names(tree: ast.Module) -> set[str]:
     """Names usable as Loader=: yaml.SafeLoader/CSafeLoader and module classes that subclass SafeLoader."""
     names = {"SafeLoader", "CSafeLoader", "yaml.SafeLoader", "yaml.CSafeLoader"}
     for node in ast.walk(tree):
@@ -47,7 +47,7 @@ def _safe_loader_names(tree: ast.Module, module_name: str | None) -> set[str]:
 def scan_source(source: str, filename: str = "<src>") -> list[tuple[int, str, str]]:
     """(line, rule, code) for every unsafe construct in one Python source."""
     tree = ast.parse(source, filename)
-    safe_loaders = _safe_loader_names(tree, None)
+    safe_loaders = _safe_loader_names(tree)
     found: list[tuple[int, str, str]] = []
     parents: dict[ast.AST, ast.AST] = {}
     for node in ast.walk(tree):
@@ -106,8 +106,6 @@ def scan_source(source: str, filename: str = "<src>") -> list[tuple[int, str, st
                 found.append((node.lineno, f"{func.id}()", code))
             if "shell" in kw and not (isinstance(kw["shell"], ast.Constant) and kw["shell"].value is False):
                 found.append((node.lineno, "subprocess shell=True", code))
-        elif isinstance(node, ast.keyword) and node.arg is None and isinstance(node.value, ast.Dict):
-            pass
     # trust_remote_code=True hidden in a dict literal or dict(...) passed with **
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
@@ -254,7 +252,7 @@ def test_nothing_is_fetched_from_the_network(argv, no_network, tmp_path):
 
 # --------------------------------------------------------------------------- credentials
 
-from tests.mlflow_server import mlflow_server  # noqa: E402,F401 - the session fixture
+# mlflow_server: the session fixture from tests/conftest.py (a real `mlflow server`, sqlite backend).
 
 MARKER = "s3cr3t-" + uuid.uuid4().hex[:12]
 
@@ -432,6 +430,8 @@ def test_ids_that_are_paths_never_become_paths(mlflow_server, tmp_path):
 def _start_run_with_fixture(tmp_path, monkeypatch, readout: dict) -> dict:
     import mlflow
 
+    monkeypatch.chdir(tmp_path)   # a sqlite store puts artifacts under ./mlruns
+
     fixture = tmp_path / "hw.json"
     fixture.write_text(json.dumps(readout))
     monkeypatch.setenv("ADVISOR_HARDWARE_FIXTURE", str(fixture))
@@ -441,7 +441,7 @@ def _start_run_with_fixture(tmp_path, monkeypatch, readout: dict) -> dict:
     import advisor_plugins.run_context as rc
 
     monkeypatch.setattr(rc, "_cache", None)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'plugin.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'plugin.db'}")
     with mlflow.start_run() as run:      # the user's own run: must start whatever the hardware says
         mlflow.log_param("user_param", 1)
     return mlflow.MlflowClient().get_run(run.info.run_id).data.tags
@@ -463,7 +463,7 @@ def test_the_run_context_plugin_cannot_break_a_users_run(gpu_name, tmp_path, mon
 def test_the_run_context_plugin_survives_detection_that_raises_anything(tmp_path, monkeypatch):
     import advisor.tracking.hardware_tags as ht
 
-    class Weird(BaseException if False else Exception):
+    class Weird(Exception):
         def __str__(self):
             raise RuntimeError("even str() fails")
 
@@ -476,7 +476,8 @@ def test_the_run_context_plugin_survives_detection_that_raises_anything(tmp_path
     import advisor_plugins.run_context as rc
 
     monkeypatch.setattr(rc, "_cache", None)
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'plugin2.db'}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'plugin2.db'}")
     with mlflow.start_run() as run:
         pass
     assert mlflow.MlflowClient().get_run(run.info.run_id).info.status == "FINISHED"

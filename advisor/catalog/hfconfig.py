@@ -15,18 +15,18 @@ _KEYS = set(Architecture.model_fields) | set(GPT2_KEY_ALIASES)
 
 def read_config_json(path: Path) -> dict:
     path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
     try:
+        if path.is_dir():
+            path = path / "config.json"
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CatalogError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CatalogError(f"{path}: cannot read ({exc})") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: embedded NUL in the path
+        raise CatalogError(f"{str(path)[:200]!r}: cannot read ({type(exc).__name__})") from None
     try:
         data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise CatalogError(f"{path}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, or an integer beyond 4300 digits
+        raise CatalogError(f"{path}: not valid JSON ({getattr(exc, 'msg', None) or type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{path}: expected a JSON object")
     return data

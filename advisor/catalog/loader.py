@@ -68,9 +68,13 @@ def builtin_catalog_dir() -> Path:
 
 def catalog_files(path: Path) -> list[Path]:
     path = Path(path)
-    if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    if not path.exists():
+    try:
+        if path.is_dir():
+            return sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        exists = path.exists()
+    except (OSError, ValueError) as exc:  # name too long, embedded NUL, permission
+        raise CatalogError(f"{str(path)[:120]!r}: cannot read ({type(exc).__name__})") from None
+    if not exists:
         raise CatalogError(f"{path}: no such file or folder")
     return [path]
 

@@ -29,9 +29,9 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--task", help="Task profile from catalog/tasks.yaml (summarization, chat, code, ...).")
 @click.option("--target", "targets", multiple=True, metavar="ID",
               help="local (default) or a hardware.yaml id; repeat for several targets.")
-@click.option("--prompt-tokens", type=click.IntRange(min=1), help="Override the task's typical prompt length.")
-@click.option("--new-tokens", type=click.IntRange(min=1), help="Override the task's typical output length.")
-@click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences per request.")
+@click.option("--prompt-tokens", type=click.IntRange(1, 10_000_000), help="Override the task's typical prompt length.")
+@click.option("--new-tokens", type=click.IntRange(1, 10_000_000), help="Override the task's typical output length.")
+@click.option("--batch", type=click.IntRange(1, 100_000), help="Concurrent sequences per request.")
 @threshold_options
 @click.option("--formats", "formats", multiple=True, metavar="F", help="Allowed formats: fp32,bf16,fp16,int8,int4.")
 @click.option("--max-params", help="Largest model to consider (e.g. 8e9 or 8b).")

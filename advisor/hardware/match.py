@@ -63,7 +63,9 @@ def match_target(name: str | None, memory_total_bytes: int | None = None,
     if not name or not isinstance(name, str):
         return None
     text = _normal(name)
-    mem_gb = memory_total_bytes / GB if isinstance(memory_total_bytes, (int, float)) else None
+    mem_gb = None
+    if isinstance(memory_total_bytes, (int, float)) and 0 <= memory_total_bytes < 2**62:
+        mem_gb = memory_total_bytes / GB
     for pattern, target_id, lo, hi in _RULES:
         if not re.search(pattern, text):
             continue

@@ -161,9 +161,13 @@ def _watts(value: Any) -> float | None:
     return mw / 1000 if mw is not None and mw > 0 else None
 
 
+# No NVML reading of a real device comes near this; larger values are corrupt and would overflow floats.
+MAX_READING = 2**62
+
+
 def _positive(value: Any) -> int | None:
     v = _int(value)
-    return v if v is not None and v > 0 else None
+    return v if v is not None and 0 < v < MAX_READING else None
 
 
 def parse_gpu(raw: dict[str, Any], position: int) -> GPUInfo:

@@ -106,6 +106,8 @@ def load_fixture(path: str) -> HardwareProfile:
         raise _fail(path, f"cannot read ({type(exc).__name__})") from None
     except RecursionError:
         raise _fail(path, "JSON nested too deeply") from None
+    except ValueError:  # e.g. an integer of more than 4300 digits
+        raise _fail(path, "not valid JSON (a number out of range)") from None
     if not isinstance(doc, dict):
         raise _fail(path, "expected a JSON object")
     if "devices" in doc and "gpus" not in doc:  # a bare NVML readout, like nvml-h100.json

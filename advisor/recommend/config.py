@@ -17,9 +17,9 @@ class RecommendConfig(Constraints):
 
     task: str | None = None
     targets: list[str] | None = None
-    prompt_tokens: int | None = Field(default=None, gt=0)
-    new_tokens: int | None = Field(default=None, gt=0)
-    batch: int | None = Field(default=None, gt=0)
+    prompt_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
+    new_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
+    batch: int | None = Field(default=None, gt=0, le=100_000)
     runtime: Literal["transformers", "vllm"] | None = None
 
 

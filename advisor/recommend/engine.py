@@ -235,6 +235,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         cands = probes.refine(cands, estimates, lambda c: failures(c.model_dump(), k, latency_budget_ms=budget_ms),
                               budget_ms)
         probes_used.extend(probes.used())
+        notes.extend(n for n in probes.notes if n not in notes)  # refine() adds why a probe did not run
 
         passed = [c for c in cands if c.passed]
         front = pareto.frontier(passed)

@@ -28,9 +28,9 @@ class Constraints(BaseModel):
 
 
 class RequestShape(BaseModel):
-    prompt_tokens: int = Field(gt=0)
-    new_tokens: int = Field(gt=0)
-    batch: int = Field(default=1, gt=0)
+    prompt_tokens: int = Field(gt=0, le=10_000_000)
+    new_tokens: int = Field(gt=0, le=10_000_000)
+    batch: int = Field(default=1, gt=0, le=100_000)
 
 
 class Candidate(BaseModel):

@@ -89,10 +89,12 @@ def send(folder: Path | str, *, tracking_uri: str | None = None, experiment: str
                 mlflow_client.set_terminated(run_id, "FINISHED")
                 mlflow_client.set_tag(run_id, TAG_COMPLETE, "true")   # the last step
     except AdvisorError:
-        _fail(mlflow_client, run_id)
+        with connection.bounded_http():  # marking the run FAILED must not wait out MLflow's long retries
+            _fail(mlflow_client, run_id)
         raise
     except Exception as exc:
-        _fail(mlflow_client, run_id)
+        with connection.bounded_http():
+            _fail(mlflow_client, run_id)
         raise infra_error(uri, folder, exc) from exc
 
     final_id = done or run_id

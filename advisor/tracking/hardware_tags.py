@@ -33,7 +33,9 @@ def inventory_tags(profile: Any) -> dict[str, str]:
         "ram_gb": _gb(cpu.get("ram_total_bytes")),
         "hardware.fingerprint": p.get("fingerprint") or None,
     }
-    return {PREFIX + k: str(v) for k, v in tags.items() if v not in (None, "")}
+    from advisor.tracking.limits import tag as clip  # PostgreSQL/MySQL stores refuse tag values over 8000 chars
+
+    return {PREFIX + k: clip(str(v)) for k, v in tags.items() if v not in (None, "")}
 
 
 def local_inventory_tags() -> dict[str, str]:
