@@ -10,12 +10,16 @@ import yaml
 from advisor.errors import CatalogError
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key (for 'file:line field' errors)."""
+# libyaml's parser when PyYAML was built with it (several times faster); the constructors stay safe.
+_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LineLoader(_SafeBase):
+    """A safe loader that remembers the line of every mapping key (for 'file:line field' errors)."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    mapping = yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    mapping = yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
     lines = {}
     for key_node, _ in node.value:
         try:

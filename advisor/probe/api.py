@@ -39,11 +39,16 @@ def probe_failed(exc: BaseException) -> str:
 
 
 def torch_available() -> bool:
+    """Whether torch can be imported, without importing it (that costs 1-2 s)."""
+    import importlib.util
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"] is not None
     try:
-        import torch  # noqa: F401
-    except Exception:
+        return importlib.util.find_spec("torch") is not None
+    except Exception:  # a broken or blocked installation
         return False
-    return True
 
 
 def _device(device: str | None) -> str:

@@ -7,6 +7,8 @@ directory only costs the caching (a warning), never the measurement.
 
 from __future__ import annotations
 
+import functools
+
 import datetime as _dt
 import hashlib
 import json
@@ -89,20 +91,19 @@ def machine_fingerprint() -> str:
     return "local-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=1)
 def software_versions() -> tuple[str | None, str | None]:
-    try:
-        import torch
+    """torch and transformers versions from package metadata: reading a cache must not import them
+    (seconds of start-up for a warm `advisor recommend`)."""
+    from importlib import metadata
 
-        tv = torch.__version__
-    except Exception:
-        tv = None
-    try:
-        import transformers
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except Exception:
+            return None
 
-        hv = transformers.__version__
-    except Exception:
-        hv = None
-    return tv, hv
+    return version("torch"), version("transformers")
 
 
 class ProbeCache:

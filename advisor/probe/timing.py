@@ -2,16 +2,44 @@
 
 from __future__ import annotations
 
+import functools
+
 import time
 from typing import Callable
 
 
 def resolve_device(device: str | None) -> str:
-    import torch
-
     if device:
         return device
-    return "cuda:0" if torch.cuda.is_available() else "cpu"
+    return _auto_device()
+
+
+@functools.lru_cache(maxsize=None)
+def _auto_device() -> str:
+    """cuda:0 when torch sees a GPU, else cpu; remembered per machine and torch version in the cache
+    dir, so reading cached probe results does not import torch (1-2 s)."""
+    import json
+
+    from advisor.paths import cache_dir
+    from advisor.probe.cache import machine_fingerprint, software_versions
+
+    key = f"{machine_fingerprint()}|{software_versions()[0]}"
+    path = cache_dir() / "probes" / "device.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc.get("key") == key and doc.get("device") in ("cpu", "cuda:0"):
+            return doc["device"]
+    except Exception:  # absent, corrupt or foreign: decide with torch below
+        pass
+    import torch
+
+    device = "cuda:0" if torch.cuda.is_available() else "cpu"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": key, "device": device}), encoding="utf-8")
+    except OSError:
+        pass
+    return device
 
 
 def sync(device: str) -> None:

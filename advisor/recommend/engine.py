@@ -182,7 +182,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         if local:
             from advisor.hardware.profile import detect_profile
 
-            prof = detect_profile()
+            prof = detect_profile(include_torch=False)  # torch backends cost seconds to import; probes say more
             hardware = prof.model_dump()
             price = k.gpu_hour_cost
             name, fingerprint = "this machine", prof.fingerprint
