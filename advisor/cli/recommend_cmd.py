@@ -181,6 +181,10 @@ class _progress:
         return False
 
 
+def picks_keys(t) -> set[str]:
+    return {c.key for c in (t.small, t.large, t.pick) if c is not None}
+
+
 def _show(rec, show_all: bool) -> None:
     from rich.panel import Panel
     from rich.table import Table
@@ -191,7 +195,22 @@ def _show(rec, show_all: bool) -> None:
     for t in rec.targets:
         cands = [c for c in rec.candidates if c.target == t.target]
         cands.sort(key=lambda c: (not c.passed, -(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
-        shown = cands if show_all else [c for c in cands if c.passed][:12] + [c for c in cands if not c.passed][:8]
+        if show_all:
+            shown = cands
+        else:
+            # one row per model and distinct figures (fp16 usually repeats bf16); rejected: best row per model
+            from advisor.recommend.plot import distinct_figures
+
+            passed = [c for c in cands if c.passed]
+            keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality is None}
+            passed = [c for c in passed if c.key in keep or c.key in picks_keys(t)]
+            seen: set[str] = {c.model for c in cands if c.passed}  # a model that passes needs no rejected row
+            rejected = []
+            for c in (c for c in cands if not c.passed):
+                if c.model not in seen:
+                    seen.add(c.model)
+                    rejected.append(c)
+            shown = passed[:12] + rejected[:8]
         table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}): "
                             f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
                       title_justify="left", show_lines=False)

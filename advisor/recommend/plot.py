@@ -7,7 +7,7 @@ from pathlib import Path
 from advisor.recommend.schema import Candidate, Recommendation
 
 
-def _plotted(cands: list[Candidate]) -> list[Candidate]:
+def distinct_figures(cands: list[Candidate]) -> list[Candidate]:
     """fp16 duplicates bf16's figures on most targets: keep one point per distinct (model, figures)."""
     seen, out = set(), []
     for c in sorted(cands, key=lambda c: (c.format != "bf16", c.key)):
@@ -36,7 +36,7 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
     from matplotlib.ticker import FuncFormatter
 
     t = next((x for x in rec.targets if x.target == target), rec.targets[0])
-    cands = _plotted([c for c in rec.candidates if c.target == t.target and c.quality is not None and c.e2e_p95_ms > 0])
+    cands = distinct_figures([c for c in rec.candidates if c.target == t.target and c.quality is not None and c.e2e_p95_ms > 0])
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
     max_mem = max((c.memory_bytes for c in cands), default=1) or 1
     size = lambda c: 30 + 500 * c.memory_bytes / max_mem  # noqa: E731
@@ -54,10 +54,17 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
     if stairs:
         ax.step([c.e2e_p95_ms / 1000 for c in stairs], [c.quality for c in stairs], where="post", color="#2ca02c",
                 lw=1.2, alpha=0.8, zorder=3, label="best quality for a given latency")
-        pick_key = t.pick.key if t.pick else None
-        for i, c in enumerate(x for x in stairs if x.key != pick_key):
+        import math
+
+        placed = [(math.log10(t.pick.e2e_p95_ms / 1000), t.pick.quality)] if t.pick and t.pick.quality else []
+        for c in stairs:
+            x, y = math.log10(c.e2e_p95_ms / 1000), c.quality
+            # greedy de-cluttering: label a point only when no labelled point is close by
+            if any(abs(x - px) < 0.12 and abs(y - py) < 2.5 for px, py in placed):
+                continue
+            placed.append((x, y))
             ax.annotate(f"{c.model} {c.format}", (c.e2e_p95_ms / 1000, c.quality), textcoords="offset points",
-                        xytext=(8, -12 if i % 2 else 4), ha="left", fontsize=8, color="#1d5c1d", zorder=4)
+                        xytext=(8, -10), ha="left", fontsize=8, color="#1d5c1d", zorder=4)
     if rec.latency_budget_ms:
         ax.axvline(rec.latency_budget_ms / 1000, color="#d62728", ls="--", lw=1,
                    label=f"latency budget {rec.latency_budget_ms / 1000:g} s")
