@@ -201,3 +201,11 @@ def test_cli_import_hf_config_round_trips(tmp_path):
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
     cat, problems, _ = load_catalog([str(tmp_path / "mine.yaml")], include_builtin=False, strict=False)
     assert problems == [] and cat.model("my-gpt2").arch.num_hidden_layers == 12
+
+
+def test_deeply_nested_value_is_one_clean_problem(tmp_path):
+    """Found by the fuzzer: a field nested hundreds deep crashed while its error was rendered."""
+    deep = "[" * 900 + "x" + "]" * 900
+    (tmp_path / "c.yaml").write_text(f"models:\n  - id: m\n    name: {deep}\n    family: f\n")
+    _, problems, _ = load_catalog([str(tmp_path / "c.yaml")], include_builtin=False, strict=False)
+    assert len(problems) == 1 and "nested too deeply" in str(problems[0])

@@ -179,11 +179,14 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
             try:
                 obj = model_cls.model_validate(strip_lines(raw))
             except ValidationError as exc:
-                for err in exc.errors():
-                    loc = tuple(p for p in err["loc"])
-                    fld = ".".join(str(p) for p in loc) or None
-                    msg = err["msg"].removeprefix("Value error, ")
-                    problems.append(Problem(str(path), line_of(raw, loc) or line, entry_id, fld, msg))
+                try:  # reading the errors renders the input, which can itself recurse too deeply
+                    for err in exc.errors(include_input=False):
+                        loc = tuple(p for p in err["loc"])
+                        fld = ".".join(str(p) for p in loc) or None
+                        msg = err["msg"].removeprefix("Value error, ")
+                        problems.append(Problem(str(path), line_of(raw, loc) or line, entry_id, fld, msg))
+                except RecursionError:
+                    problems.append(Problem(str(path), line, entry_id, None, "entry nested too deeply"))
                 continue
             except RecursionError:
                 problems.append(Problem(str(path), line, entry_id, None, "entry nested too deeply"))

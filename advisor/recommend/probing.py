@@ -138,14 +138,17 @@ class LocalProbes:
             queue = [c for c in cands if c.tier == tier and c.verdict == "fits"
                      and c.format in api.PROBED_FORMATS and set(c.binding) <= latency_keys
                      and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
-            queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
-            for c in queue[:PER_TIER_MAX]:
+            # the same order the pick is chosen in: best quality, then lowest p95, then least memory
+            queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.memory_bytes, c.key))
+            fresh_in_tier = 0
+            for c in queue:
                 if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out
                     if c.passed:
                         break
                     continue
                 left = self._left()
-                if probed >= REFINE_MAX or (left is not None and left < MIN_PROBE_S):
+                if (probed >= REFINE_MAX or fresh_in_tier >= PER_TIER_MAX
+                        or (left is not None and left < MIN_PROBE_S)):
                     break
                 if left is not None and c.ttft_ms / 1000 * PROBE_PREFILL_SHARE > left:
                     self.notes.append(f"{c.model} {c.format}: not probed (its prefill alone would exceed the "
@@ -156,6 +159,7 @@ class LocalProbes:
                 if est is None or entry is None:
                     continue
                 probed += 1
+                fresh_in_tier += 1
                 res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
                                             budget_s=left, refresh=self.refresh, run=True,
                                             progress=self._relay(f"probing {c.model} {c.format}"))
