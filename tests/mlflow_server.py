@@ -59,18 +59,21 @@ def _healthy(uri: str) -> bool:
         return False
 
 
-def start_server(root: Path) -> Server:
+def start_server(root: Path, backend_uri: str | None = None, *, workers: int = 1,
+                 start_timeout_s: float | None = None) -> Server:
+    """`mlflow server` on 127.0.0.1 and a free port (sqlite in `root` unless a backend is given)."""
     root.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     cmd = [sys.executable, "-m", "mlflow", "server",
-           "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+           "--backend-store-uri", backend_uri or f"sqlite:///{root / 'mlflow.db'}",
            "--artifacts-destination", str(root / "artifacts"),
-           "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", port, root, proc)
-    deadline = time.monotonic() + START_TIMEOUT_S
+    timeout = start_timeout_s or START_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{server.log_tail()}")
@@ -78,7 +81,7 @@ def start_server(root: Path) -> Server:
             return server
         time.sleep(0.5)
     stop_server(server)
-    raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+    raise RuntimeError(f"mlflow server not healthy after {timeout:.0f} s:\n{server.log_tail()}")
 
 
 def _signal_group(pid: int, sig: int) -> None:

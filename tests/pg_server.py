@@ -21,14 +21,12 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.mlflow_server import Server, _healthy, free_port, stop_server
+from tests.mlflow_server import Server, free_port, start_server, stop_server
 
 START_TIMEOUT_S = float(os.environ.get("ADVISOR_TEST_MLFLOW_START_S", "180"))
 
@@ -145,24 +143,7 @@ def stop_postgres(pg: Postgres) -> None:
 
 def start_mlflow(backend_uri: str, root: Path, *, workers: int = 4) -> Server:
     """`mlflow server` on 127.0.0.1 and a free port with the given backend store; waits until healthy."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
-           "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers)]
-    log = open(root / "server.log", "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}", port, root, proc)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}:\n{server.log_tail()}")
-        if _healthy(server.uri):
-            return server
-        time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError(f"mlflow server not healthy after {START_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+    return start_server(root, backend_uri, workers=workers, start_timeout_s=START_TIMEOUT_S)
 
 
 @contextlib.contextmanager
