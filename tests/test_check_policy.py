@@ -126,3 +126,15 @@ def test_alias_bomb_is_refused_quickly(tmp_path):
     with pytest.raises(UsageError, match="more than 10,000 values"):
         load_policy(path)
     assert time.perf_counter() - start < 5
+
+
+def test_deeply_nested_policy_is_a_clean_error(tmp_path):
+    """Found by the fuzzer: nesting hundreds deep crashed while the validation error was rendered."""
+    from advisor.check.policy import load_policy
+    from advisor.errors import CatalogError
+
+    deep = "[" * 900 + "x" + "]" * 900
+    p = tmp_path / "p.yaml"
+    p.write_text(f"model: qwen2.5-0.5b\nlicense: {deep}\n")
+    with pytest.raises(CatalogError, match="nested too deeply"):
+        load_policy(p)

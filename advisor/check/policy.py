@@ -213,7 +213,13 @@ def load_policy(path: Path | str) -> Policy:
     try:
         policy = Policy.model_validate(strip_lines(raw))
     except ValidationError as exc:
-        raise validation_problem(path, raw, exc) from None
+        try:  # rendering the errors walks the input, which can itself nest too deeply
+            problem = validation_problem(path, raw, exc)
+        except RecursionError:
+            problem = CatalogError(f"{path}: nested too deeply to be a policy")
+        raise problem from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be a policy") from None
     base = path.resolve().parent
     update: dict[str, Any] = {}
     if policy.model_path and not Path(policy.model_path).is_absolute():
