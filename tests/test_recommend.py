@@ -194,3 +194,14 @@ def test_cli_user_catalog_only():
     assert r.returncode in (0, 1), r.stderr
     models = {c["model"] for c in json.loads(r.stdout)["candidates"]}
     assert models == {"tiny-llama-test", "gpt2-test"}
+
+
+def test_deeply_nested_config_is_a_clean_error(tmp_path):
+    """Same failure the fuzzer found in policy files: rendering the validation error recursed."""
+    from advisor.errors import CatalogError
+    from advisor.recommend.config import load_config
+
+    deep = "[" * 900 + "x" + "]" * 900
+    (tmp_path / "c.yaml").write_text(f"task: chat\nlicense: {deep}\n")
+    with pytest.raises(CatalogError, match="nested too deeply"):
+        load_config(tmp_path / "c.yaml")

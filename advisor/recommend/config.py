@@ -33,8 +33,13 @@ def load_config(path: str | Path) -> RecommendConfig:
     try:
         return RecommendConfig.model_validate(strip_lines(doc))
     except ValidationError as exc:
-        err = exc.errors()[0]
+        try:  # rendering the errors walks the input, which can itself nest too deeply
+            err = exc.errors(include_input=False)[0]
+        except RecursionError:
+            raise CatalogError(f"{path}: nested too deeply to be a settings file") from None
         field = ".".join(str(p) for p in err["loc"])
         line = lines.get(err["loc"][0]) if err["loc"] else None
         where = f"{path}:{line}" if line else str(path)
         raise CatalogError(f"{where}: field '{field}': {err['msg'].removeprefix('Value error, ')}") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be a settings file") from None
