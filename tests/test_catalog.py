@@ -209,3 +209,10 @@ def test_deeply_nested_value_is_one_clean_problem(tmp_path):
     (tmp_path / "c.yaml").write_text(f"models:\n  - id: m\n    name: {deep}\n    family: f\n")
     _, problems, _ = load_catalog([str(tmp_path / "c.yaml")], include_builtin=False, strict=False)
     assert len(problems) == 1 and "nested too deeply" in str(problems[0])
+
+
+def test_an_id_nested_deeply_is_a_clean_error():
+    """Fuzzer reproducer (benchmarks/fuzz_inputs.py, catalog kind): an `id` that is a list nested hundreds deep."""
+    r = run_advisor("catalog", "list", "--json", "--catalog",
+                    str(FIXTURES / "fuzz" / "regressions" / "catalog-nested-id.yaml"))
+    assert r.returncode == 2 and r.stderr.startswith("error: ") and "internal error" not in r.stderr

@@ -171,7 +171,8 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
             continue
         for raw in entries:
             entry_id = raw.get("id") if isinstance(raw, dict) else None
-            entry_id = str(entry_id) if entry_id is not None else None
+            if entry_id is not None:  # an id that is not a scalar (even a deeply nested list) is shown as such
+                entry_id = str(entry_id)[:80] if isinstance(entry_id, (str, int, float, bool)) else "<not a string>"
             line = raw.get("__lines__", {}).get("id") if isinstance(raw, dict) else None
             if not isinstance(raw, dict):
                 problems.append(Problem(str(path), lines.get(section), None, section, "entry is not a mapping"))
