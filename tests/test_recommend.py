@@ -205,3 +205,21 @@ def test_deeply_nested_config_is_a_clean_error(tmp_path):
     (tmp_path / "c.yaml").write_text(f"task: chat\nlicense: {deep}\n")
     with pytest.raises(CatalogError, match="nested too deeply"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_report_saved_without_mlflow_gets_its_plot_when_logged_later(tmp_path):
+    """--no-mlflow skips rendering the plot (a second of start-up); `advisor log` renders it before sending."""
+    reports = tmp_path / "reports"
+    env = {"ADVISOR_REPORTS_DIR": str(reports)}
+    r = run_advisor("recommend", "--task", "chat", "--target", "a10g-24gb", "--no-probe", "--no-mlflow", env=env)
+    assert r.returncode in (0, 1), r.stderr
+    [folder] = [p for p in reports.iterdir() if p.is_dir()]
+    assert not (folder / "pareto.png").exists()
+    uri = f"sqlite:///{tmp_path / 'later.db'}"
+    r = run_advisor("log", str(folder), "--tracking-uri", uri, env=env)
+    assert r.returncode == 0, r.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("model-advisor").experiment_id])
+    assert "pareto.png" in {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -94,11 +94,14 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
         _write(markdown_path, markdown)
     import tempfile
 
-    from advisor.recommend.plot import pareto_png
+    png = None
+    # The plot goes to MLflow with every logged run (and where --plot says); a report saved with
+    # --no-mlflow gets it when `advisor log` sends it (rendering costs about a second).
+    if plot_path or not no_mlflow:
+        from advisor.recommend.plot import pareto_png
 
-    # The plot always goes into the saved report (and MLflow); --plot also writes it where asked.
-    scratch = tempfile.TemporaryDirectory(prefix="advisor-plot-")
-    png = pareto_png(rec, plot_path or f"{scratch.name}/pareto.png")
+        scratch = tempfile.TemporaryDirectory(prefix="advisor-plot-")
+        png = pareto_png(rec, plot_path or f"{scratch.name}/pareto.png")
     exit_code = 0 if all(t.status == "ok" for t in rec.targets) else EXIT_FAILED
     saved = _record(rec, markdown, png, send=not no_mlflow, tracking_uri=tracking_uri, experiment=experiment)
     if as_json:

@@ -99,6 +99,20 @@ def candidates_table(rec: dict) -> dict[str, list]:
     return table
 
 
+def _ensure_plot(folder: Path, payload: dict) -> None:
+    """Reports saved with --no-mlflow skip the plot (it costs a second); render it before sending."""
+    target = Path(folder) / "pareto.png"
+    if target.exists():
+        return
+    try:
+        from advisor.recommend.plot import pareto_png
+        from advisor.recommend.schema import Recommendation
+
+        pareto_png(Recommendation.model_validate(payload), target)
+    except Exception:  # a report from another version: send what there is
+        pass
+
+
 def log_recommendation(client, run_id: str, folder: Path, payload: dict) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
@@ -111,6 +125,7 @@ def log_recommendation(client, run_id: str, folder: Path, payload: dict) -> None
         params=[Param(k, v) for k, v in recommendation_params(payload).items()],
         tags=[RunTag(k, v) for k, v in recommendation_tags(payload).items()],
     )
+    _ensure_plot(folder, payload)
     log_files(client, run_id, folder)
     if payload.get("candidates"):
         client.log_table(run_id, data=candidates_table(payload), artifact_file="candidates.json")
