@@ -11,11 +11,12 @@ from advisor.errors import CatalogError
 
 
 # libyaml's parser when PyYAML was built with it (several times faster); the constructors stay safe.
-_SafeBase = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _LineLoader(_SafeBase):
-    """A safe loader that remembers the line of every mapping key (for 'file:line field' errors)."""
+if hasattr(yaml, "CSafeLoader"):
+    class _LineLoader(yaml.CSafeLoader):
+        """A safe loader that remembers the line of every mapping key (for 'file:line field' errors)."""
+else:  # pragma: no cover - PyYAML without libyaml
+    class _LineLoader(yaml.SafeLoader):
+        """A safe loader that remembers the line of every mapping key (for 'file:line field' errors)."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

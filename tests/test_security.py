@@ -162,7 +162,11 @@ def test_the_scanner_accepts_the_safe_forms():
 def test_the_yaml_loader_is_a_safe_loader():
     from advisor import yamlio
 
-    assert issubclass(yamlio._LineLoader, yaml.SafeLoader)
+    safe = (yaml.SafeLoader,) + ((yaml.CSafeLoader,) if hasattr(yaml, "CSafeLoader") else ())
+    assert issubclass(yamlio._LineLoader, safe)
+    # the constructor decides what a tag may build: the safe one, never Full/Unsafe
+    assert issubclass(yamlio._LineLoader, yaml.constructor.SafeConstructor)
+    assert not issubclass(yamlio._LineLoader, yaml.constructor.FullConstructor)
 
 
 PWN = "!!python/object/apply:os.system ['touch {marker}']"
