@@ -13,6 +13,7 @@ from advisor.catalog.loader import load_catalog
 from advisor.errors import UsageError
 from advisor.estimate.device import from_target
 from advisor.estimate.engine import Request, estimate, estimate_entry
+from tests.conftest import run_advisor
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
@@ -198,3 +199,17 @@ def test_unmatched_local_gpu_needs_probe_figures(cat):
     est = estimate("fx-tiny", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT], profile=prof, measurement=m)
     assert est.latency.source == "measured" and est.latency.e2e_ms == pytest.approx(5 + 9 * 2)
     assert est.memory.available_bytes == 10**10
+
+
+def test_estimate_mlflow_logs_a_run(tmp_path):
+    """`advisor estimate --mlflow` logs the estimate as a run (real sqlite store)."""
+    uri = f"sqlite:///{tmp_path / 'est.db'}"
+    r = run_advisor("estimate", "qwen2.5-0.5b", "--target", "a10g-24gb", "--no-probe", "--json", "--mlflow",
+                    "--tracking-uri", uri)
+    assert r.returncode == 0, r.stderr
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("model-advisor").experiment_id])
+    assert run.data.tags.get("advisor.kind") == "estimate" and run.info.status == "FINISHED"
+    assert any("weights_bytes" in k for k in list(run.data.metrics) + list(run.data.params))

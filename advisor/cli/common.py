@@ -61,3 +61,27 @@ def human_bytes(n: float | None) -> str:
     if n is None:
         return "-"
     return f"{n / 1e9:.2f} GB"
+
+
+def mlflow_options(func):
+    """--mlflow/--tracking-uri/--experiment for commands that log only when asked (estimate, probe)."""
+    for option in reversed([
+        click.option("--mlflow", "to_mlflow", is_flag=True, help="Also log the result to MLflow."),
+        click.option("--tracking-uri", help="MLflow tracking URI [MLFLOW_TRACKING_URI or sqlite:///mlflow.db]."),
+        click.option("--experiment", help="MLflow experiment [model-advisor]."),
+    ]):
+        func = option(func)
+    return func
+
+
+def log_result(kind: str, payload: Any, *, tracking_uri: str | None, experiment: str | None) -> int:
+    """Save the result locally, send it to MLflow; exit 3 (report kept) when MLflow fails."""
+    from advisor.errors import EXIT_INFRA
+    from advisor.tracking.api import record
+
+    res = record(kind, payload, send=True, tracking_uri=tracking_uri, experiment=experiment)
+    if res.error is not None:
+        info(f"error: {res.error.one_line()}")
+        return EXIT_INFRA
+    info(f"logged to MLflow run {res.run_id}; report saved at {res.folder}")
+    return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from advisor.cli.common import catalog_option, console, human_bytes, json_option, print_json
+from advisor.cli.common import catalog_option, console, human_bytes, json_option, log_result, mlflow_options, print_json
 
 _VERDICT_WORDS = {"fits": "FITS", "fits-with-offload": "FITS ONLY WITH CPU OFFLOAD", "does-not-fit": "DOES NOT FIT"}
 _BASIS_WORDS = {"spec": "datasheet peaks x documented efficiencies", "calibrated": "formulas fed with rates "
@@ -27,8 +27,9 @@ _BASIS_WORDS = {"spec": "datasheet peaks x documented efficiencies", "calibrated
 @click.option("--gpus", default=1, show_default=True, type=int, help="GPUs to split the model over.")
 @click.option("--no-probe", is_flag=True, help="Skip the local probes: spec figures only.")
 @json_option
+@mlflow_options
 def estimate(model, catalog_paths, target, fmt, kv_format, batch, prompt_tokens, new_tokens, runtime, gpus,
-             no_probe, as_json):
+             no_probe, as_json, to_mlflow, tracking_uri, experiment):
     """Estimate peak memory and latency of MODEL, and say whether it fits.
 
     \b
@@ -49,6 +50,8 @@ def estimate(model, catalog_paths, target, fmt, kv_format, batch, prompt_tokens,
         print_json(est)
     else:
         render(est)
+    if to_mlflow:
+        return log_result("estimate", est, tracking_uri=tracking_uri, experiment=experiment)
     return 0
 
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from advisor.cli.common import catalog_option, console, human_bytes, info, json_option  # noqa: F401
+from advisor.cli.common import catalog_option, console, human_bytes, info, json_option, log_result, mlflow_options  # noqa: F401
 
 DEFAULT_PROMPT, DEFAULT_NEW, DEFAULT_BATCH = 256, 32, 1
 
@@ -125,8 +125,9 @@ Exit codes: 0 something was measured, 1 nothing could be measured (budget, does 
 @click.option("--model-uri", default=None, help="An MLflow model: models:/NAME/VERSION or models:/NAME@ALIAS.")
 @catalog_option
 @json_option
+@mlflow_options
 def probe(models, target, task_id, prompt_tokens, new_tokens, batch, fmt, budget_s, memory_fraction, refresh,
-          model_path, model_uri, catalog_paths, as_json):
+          model_path, model_uri, catalog_paths, as_json, to_mlflow, tracking_uri, experiment):
     """Measure prefill and decode latency on this machine with short torch probes.
 
     Catalog models are built with random weights, truncated to a few layers, timed layer by layer
@@ -190,18 +191,22 @@ def probe(models, target, task_id, prompt_tokens, new_tokens, batch, fmt, budget
                 rows.append({"model": name, "format": fmt, "method": "real-model", "measurement": None,
                              "skipped": reason, "from_cache": False, "does_not_fit": isinstance(exc, DoesNotFit)})
     wall = time.perf_counter() - t0
+    doc = {
+        "schema_version": 1, "prompt_tokens": P, "new_tokens": N, "batch": B, "format": fmt,
+        "rates": rates.model_dump(mode="json") if rates is not None else None,
+        "results": [{"model": r["model"], "method": r["method"], "from_cache": r["from_cache"],
+                     "skipped": r["skipped"], "does_not_fit": r["does_not_fit"], "basis": "measured",
+                     "measurement": r["measurement"].model_dump(mode="json") if r["measurement"] else None}
+                    for r in rows],
+        "wall_s": round(wall, 2)}
     if as_json:
         from advisor.cli.common import print_json
 
-        print_json({
-            "schema_version": 1, "prompt_tokens": P, "new_tokens": N, "batch": B, "format": fmt,
-            "rates": rates.model_dump(mode="json") if rates is not None else None,
-            "results": [{"model": r["model"], "method": r["method"], "from_cache": r["from_cache"],
-                         "skipped": r["skipped"], "does_not_fit": r["does_not_fit"], "basis": "measured",
-                         "measurement": r["measurement"].model_dump(mode="json") if r["measurement"] else None}
-                        for r in rows],
-            "wall_s": round(wall, 2)})
+        print_json(doc)
     else:
         _table(rows, rates)
         info(f"probed in {wall:.1f} s (budget {budget_s:g} s per model)")
-    return 0 if any(r["measurement"] is not None for r in rows) else 1
+    code = 0 if any(r["measurement"] is not None for r in rows) else 1
+    if to_mlflow:
+        return log_result("probe", doc, tracking_uri=tracking_uri, experiment=experiment) or code
+    return code
