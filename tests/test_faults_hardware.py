@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from advisor.hardware import nvml, profile
 from tests import fuzzing
-from tests.test_hardware_profile import NVMLError, fake_pynvml, use_fake
+# fresh_state: the same autouse fixture (profile cache and NVML state reset around each test)
+from tests.test_hardware_profile import NVMLError, fake_pynvml, fresh_state, use_fake  # noqa: F401
 
-
-@pytest.fixture(autouse=True)
-def fresh_state():
-    profile.clear_cache()
-    nvml.reset()
-    yield
-    profile.clear_cache()
-    nvml._STATE.clear()
 
 
 def _lose_gpu(module, index: int):

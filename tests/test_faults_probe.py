@@ -31,7 +31,6 @@ GPU_LOST = "CUDA error: unspecified launch failure (GPU has fallen off the bus)"
 @pytest.fixture
 def freed(monkeypatch):
     """Count free_device() calls made by the probes."""
-    import advisor.probe.arch_probe as arch_probe
     import advisor.probe.safety as safety
 
     calls: list[str] = []
@@ -42,7 +41,6 @@ def freed(monkeypatch):
         real(device)
 
     monkeypatch.setattr(safety, "free_device", spy)
-    monkeypatch.setattr(arch_probe, "free_device", spy)
     return calls
 
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from advisor.catalog.schema import Architecture
 from advisor.estimate.schema import LatencyMeasurement, Spread
 from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, Probe, ProbeConfig, Progress, report
-from advisor.probe.safety import dtype_bytes, ensure_fits, free_device, is_oom
+from advisor.probe.safety import dtype_bytes, ensure_fits
 from advisor.probe.timing import sync
 
 
@@ -178,19 +178,12 @@ class ArchProbe(Probe):
                                   cfg.decode_steps + cfg.warmup_steps)
         ensure_fits(need, self.device, cfg.memory_fraction, f"probing {self.model_id} ({self.depth} layers)")
         budget.check(f"building {self.model_id}")
-        state: dict = {}
-        try:
-            return self._measure(budget, state)
-        except Exception as exc:
-            if is_oom(exc):
-                raise DoesNotFit(f"out of memory while probing {self.model_id} on {self.device}") from None
-            raise
-        finally:
-            clock = state.pop("clock", None)
-            if clock is not None:
-                clock.remove()
-            state.clear()
-            free_device(self.device)
+        return self.measure_safely(self._measure, budget, self.device, f"probing {self.model_id}")
+
+    def release(self, state: dict) -> None:
+        clock = state.pop("clock", None)
+        if clock is not None:
+            clock.remove()  # the layer hooks hold references to the model
 
     def _measure(self, budget: Budget, st: dict) -> LatencyMeasurement:
         import torch

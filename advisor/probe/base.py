@@ -98,3 +98,23 @@ class Probe(ABC):
     @abstractmethod
     def run(self, budget: Budget) -> Any:
         """Measure; raise DoesNotFit or BudgetExhausted when nothing usable was measured."""
+
+    def measure_safely(self, measure: Callable[[Budget, dict], Any], budget: Budget, device: str, what: str) -> Any:
+        """Run measure(budget, state) so that out-of-memory becomes DoesNotFit and, whatever happens,
+        the probe's objects (kept in `state`) are dropped and the device is freed."""
+        from advisor.probe.safety import free_device, is_oom
+
+        state: dict = {}
+        try:
+            return measure(budget, state)
+        except Exception as exc:
+            if is_oom(exc):
+                raise DoesNotFit(f"out of memory while {what} on {device}") from None
+            raise
+        finally:
+            self.release(state)
+            state.clear()
+            free_device(device)
+
+    def release(self, state: dict) -> None:
+        """Undo what measuring attached to live objects (hooks) before they are dropped."""

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from advisor.errors import InfraError, UsageError
 from advisor.estimate.schema import LatencyMeasurement, Spread
-from advisor.probe.base import Budget, DoesNotFit, Probe, ProbeConfig, Progress, report
-from advisor.probe.safety import dtype_bytes, ensure_fits, free_device, is_oom
+from advisor.probe.base import Budget, Probe, ProbeConfig, Progress, report
+from advisor.probe.safety import dtype_bytes, ensure_fits
 from advisor.probe.timing import sync
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
@@ -116,16 +116,7 @@ class RealModelProbe(Probe):
 
     def run(self, budget: Budget) -> LatencyMeasurement:
         ensure_fits(self._needed_bytes(), self.device, self.config.memory_fraction, f"loading {self.model_name}")
-        state: dict = {}
-        try:
-            return self._measure(budget, state)
-        except Exception as exc:
-            if is_oom(exc):
-                raise DoesNotFit(f"out of memory while running {self.model_name} on {self.device}") from None
-            raise
-        finally:
-            state.clear()
-            free_device(self.device)
+        return self.measure_safely(self._measure, budget, self.device, f"running {self.model_name}")
 
     def _load(self, st: dict):
         import torch
