@@ -3,8 +3,8 @@
 For each architecture: the probe's prediction (truncated model, extrapolated) and the full model
 (transformers, random weights, measured like the shared measure_transformers.py tool: a 32-token
 warm-up forward, the prompt forward (median of 3 here), 12 warm decode steps, median of the timed
-steps),
-side by side, with the errors and the wall time of each.
+steps), side by side, with the errors and the wall time of each. The full model is measured just
+before and just after the probe; its reference figures and wall time are the means of the two.
 
 Usage: python benchmarks/probe_accuracy.py [--models gpt2,smollm2-135m,...] [--prompt 256] [--new 32]
        [--format fp32] [--repeat-full 2]
@@ -128,7 +128,7 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
         t_prefill_full(32)
         for _ in range(3):
             b, h, cache_p = t_prefill_probe(prompt)
-            pre.add(b, clock.layer_ms(), h)
+            pre.add(b, clock.layer_ms(), h, clock.gap_ms())
             ms, cache_f, nxt = t_prefill_full(prompt)
             full_pre.append(ms)
         tok = ids_small[:, -1:]
@@ -138,13 +138,13 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
             t1 = time.perf_counter()
             head(hid[:, -1:]).argmax(-1)
             t2 = time.perf_counter()
-            layer_ms = clock.layer_ms()
+            layer_ms, gap_ms = clock.layer_ms(), clock.gap_ms()
             t = time.perf_counter()
             out = full(nxt, past_key_values=cache_f, use_cache=True)
             cache_f, nxt = out.past_key_values, out.logits[:, -1:].argmax(-1)
             full_ms = 1000 * (time.perf_counter() - t)
             if i >= 4:                       # warm-up steps at this context length
-                dec.add(1000 * (t1 - t0), layer_ms, 1000 * (t2 - t1))
+                dec.add(1000 * (t1 - t0), layer_ms, 1000 * (t2 - t1), gap_ms)
                 full_dec.append(full_ms)
     clock.remove()
     del full, body, head
@@ -166,6 +166,56 @@ def measure_probe(name: str, arch, fmt: str, prompt: int, new: int) -> dict:
             "wall_s": time.perf_counter() - t0, "detail": detail}
 
 
+def compare(args) -> tuple[dict, list[float]]:
+    """One as-shipped run: per model, the full model before and after the probe; prints the table."""
+    head = (f"{'model':<14} {'prefill ms pred/meas':>22} {'err':>7} {'decode ms/tok pred/meas':>24} {'err':>7}"
+            f" {'probe s':>8} {'full s':>7} {'ratio':>6}")
+    print(head)
+    print("-" * len(head))
+    worst = {"prefill": 0.0, "decode": 0.0, "ratio": 0.0}
+    errors: list[float] = []
+    for name in ([] if args.only_interleaved else args.models.split(",")):
+        arch, src = architecture(name)
+        runs = []
+        for _ in range(max(1, args.pairs)):
+            # The machine's speed drifts (on this 2-core VM a fixed workload's 0.5 s windows vary by 6.5%
+            # (sd), 10 s windows by 2.4%): the full model is measured before and after the probe and the
+            # reference is the mean of the two, so that a slow minute does not land on one side only.
+            before = measure_full(arch, args.format, args.prompt, args.new)
+            p = measure_probe(name, arch, args.format, args.prompt, args.new)
+            after = measure_full(arch, args.format, args.prompt, args.new)
+            f = {k: (before[k] + after[k]) / 2 for k in ("prefill_ms", "decode_ms", "decode_min", "wall_s")}
+            f["repeat"] = {k: (after[k] - before[k]) / f[k] for k in ("prefill_ms", "decode_ms")}
+            runs.append((p, f))
+        # the pair whose decode error is the median one (pairs differ mostly by the machine's load)
+        runs.sort(key=lambda pf: (pf[0]["decode_ms"] - pf[1]["decode_ms"]) / pf[1]["decode_ms"])
+        p, f = runs[len(runs) // 2]
+        ep = (p["prefill_ms"] - f["prefill_ms"]) / f["prefill_ms"]
+        ed = (p["decode_ms"] - f["decode_ms"]) / f["decode_ms"]
+        ratio = p["wall_s"] / f["wall_s"]
+        load = os.getloadavg()[0]
+        worst["prefill"] = max(worst["prefill"], abs(ep))
+        worst["decode"] = max(worst["decode"], abs(ed))
+        worst["ratio"] = max(worst["ratio"], ratio)
+        errors += [abs(ep), abs(ed)]
+        print(f"{name:<14} {p['prefill_ms']:>10.1f} /{f['prefill_ms']:>9.1f} {100 * ep:>+6.1f}% "
+              f"{p['decode_ms']:>11.2f} /{f['decode_ms']:>10.2f} {100 * ed:>+6.1f}% "
+              f"{p['wall_s']:>8.2f} {f['wall_s']:>7.2f} {ratio:>6.2f}", flush=True)
+        d = p["detail"]
+        print(f"{'':<14} probe p95: prefill {p['prefill_p95']:.1f} ms, decode {p['decode_p95']:.2f} ms; "
+              f"parts: first layer {d.prefill.first_layer_ms or 0:.1f}/{d.decode.first_layer_ms or 0:.2f} ms, "
+              f"later layer {d.prefill.layer_ms:.1f}/{d.decode.layer_ms:.2f} ms, gap "
+              f"{d.prefill.gap_ms:.3f}/{d.decode.gap_ms:.3f} ms, head "
+              f"{d.prefill.lm_head_ms:.1f}/{d.decode.lm_head_ms:.2f} ms, fixed {d.prefill.fixed_ms:.1f}/"
+              f"{d.decode.fixed_ms:.2f} ms ({d.depth} of {d.full_depth} layers; arch from {src}; "
+              f"load average {load:.1f}); min-sample errors: prefill "
+              f"{100 * (p['prefill_min'] - f['prefill_ms']) / f['prefill_ms']:+.1f}%, decode "
+              f"{100 * (p['decode_min'] - f['decode_min']) / f['decode_min']:+.1f}%; full model after vs before "
+              f"the probe: prefill {100 * f['repeat']['prefill_ms']:+.1f}%, decode {100 * f['repeat']['decode_ms']:+.1f}%",
+              flush=True)
+    return worst, errors
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default="gpt2,smollm2-135m,smollm2-360m,qwen2.5-0.5b")
@@ -174,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="fp32")
     ap.add_argument("--no-interleaved", action="store_true", help="skip the interleaved method check")
     ap.add_argument("--only-interleaved", action="store_true", help="only the interleaved method check")
+    ap.add_argument("--runs", type=int, default=1, help="repeat the whole as-shipped comparison; prints a summary")
     ap.add_argument("--pairs", type=int, default=1,
                     help="probe + full measurement pairs per model; errors reported for the median pair")
     args = ap.parse_args(argv)
@@ -198,39 +249,19 @@ def main(argv: list[str] | None = None) -> int:
           f"step {rates.step_overhead_ms:.3f} ms, per-layer host {rates.per_layer_overhead_ms} ms")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.format}, "
           f"batch 1, prompt {args.prompt}, {args.new} new tokens\n")
-    head = (f"{'model':<14} {'prefill ms pred/meas':>22} {'err':>7} {'decode ms/tok pred/meas':>24} {'err':>7}"
-            f" {'probe s':>8} {'full s':>7} {'ratio':>6}")
-    print(head)
-    print("-" * len(head))
-    worst = {"prefill": 0.0, "decode": 0.0, "ratio": 0.0}
-    for name in ([] if args.only_interleaved else args.models.split(",")):
-        arch, src = architecture(name)
-        runs = []
-        for _ in range(max(1, args.pairs)):
-            p = measure_probe(name, arch, args.format, args.prompt, args.new)
-            f = measure_full(arch, args.format, args.prompt, args.new)
-            runs.append((p, f))
-        # the pair whose decode error is the median one (pairs differ mostly by the machine's load)
-        runs.sort(key=lambda pf: (pf[0]["decode_ms"] - pf[1]["decode_ms"]) / pf[1]["decode_ms"])
-        p, f = runs[len(runs) // 2]
-        ep = (p["prefill_ms"] - f["prefill_ms"]) / f["prefill_ms"]
-        ed = (p["decode_ms"] - f["decode_ms"]) / f["decode_ms"]
-        ratio = p["wall_s"] / f["wall_s"]
-        load = os.getloadavg()[0]
-        worst["prefill"] = max(worst["prefill"], abs(ep))
-        worst["decode"] = max(worst["decode"], abs(ed))
-        worst["ratio"] = max(worst["ratio"], ratio)
-        print(f"{name:<14} {p['prefill_ms']:>10.1f} /{f['prefill_ms']:>9.1f} {100 * ep:>+6.1f}% "
-              f"{p['decode_ms']:>11.2f} /{f['decode_ms']:>10.2f} {100 * ed:>+6.1f}% "
-              f"{p['wall_s']:>8.2f} {f['wall_s']:>7.2f} {ratio:>6.2f}", flush=True)
-        d = p["detail"]
-        print(f"{'':<14} probe p95: prefill {p['prefill_p95']:.1f} ms, decode {p['decode_p95']:.2f} ms; "
-              f"parts: layer {d.prefill.layer_ms:.1f}/{d.decode.layer_ms:.2f} ms, head "
-              f"{d.prefill.lm_head_ms:.1f}/{d.decode.lm_head_ms:.2f} ms, fixed {d.prefill.fixed_ms:.1f}/"
-              f"{d.decode.fixed_ms:.2f} ms ({d.depth} of {d.full_depth} layers; arch from {src}; "
-              f"load average {load:.1f}); min-sample errors: prefill "
-              f"{100 * (p['prefill_min'] - f['prefill_ms']) / f['prefill_ms']:+.1f}%, decode "
-              f"{100 * (p['decode_min'] - f['decode_min']) / f['decode_min']:+.1f}%", flush=True)
+    worst: dict = {}
+    verdicts = []
+    all_errors: list[float] = []
+    for run in range(0 if args.only_interleaved else max(1, args.runs)):
+        if args.runs > 1:
+            print(f"run {run + 1} of {args.runs}")
+        worst, errors = compare(args)
+        all_errors += errors
+        ok = worst["prefill"] <= 0.15 and worst["decode"] <= 0.15 and worst["ratio"] <= 0.2
+        verdicts.append(ok)
+        print(f"as-shipped probe, worst |error|: prefill {100 * worst['prefill']:.1f}%, decode "
+              f"{100 * worst['decode']:.1f}%; worst probe/full wall-time ratio {worst['ratio']:.2f} -> goal "
+              f"{'MET' if ok else 'NOT MET'} (15% / 0.20)\n", flush=True)
     if not args.no_interleaved:
         print("\nInterleaved method check (truncated and full model timed alternately, same load):")
         print(f"{'model':<14} {'prefill ms pred/meas':>22} {'err':>7} {'decode ms/tok pred/meas':>24} {'err':>7}"
@@ -249,14 +280,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{100 * mp:>+22.1f}% {100 * md:>+6.1f}%   (load average {os.getloadavg()[0]:.1f})", flush=True)
         print(f"worst interleaved |error|: prefill {100 * worst['i_prefill']:.1f}%, "
               f"decode {100 * worst['i_decode']:.1f}%")
-    ok = worst["prefill"] <= 0.15 and worst["decode"] <= 0.15 and worst["ratio"] <= 0.2
-    if args.only_interleaved:
-        return 0
-    print(f"\nas-shipped probe, worst |error|: prefill {100 * worst['prefill']:.1f}%, decode {100 * worst['decode']:.1f}%; "
-          f"worst probe/full wall-time ratio {worst['ratio']:.2f} -> goal {'MET' if ok else 'NOT MET'} "
-          "(15% / 0.20)")
+    if verdicts and len(verdicts) > 1:
+        within = sum(e <= 0.15 for e in all_errors)
+        print(f"\n{len(verdicts)} runs: goal met in {sum(verdicts)} of them; {within} of {len(all_errors)} "
+              f"prefill/decode figures within 15% (median |error| {100 * statistics.median(all_errors):.1f}%, "
+              f"worst {100 * max(all_errors):.1f}%)")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

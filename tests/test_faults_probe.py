@@ -36,9 +36,9 @@ def freed(monkeypatch):
     calls: list[str] = []
     real = safety.free_device
 
-    def spy(device):
+    def spy(device, *args, **kwargs):
         calls.append(device)
-        real(device)
+        real(device, *args, **kwargs)
 
     monkeypatch.setattr(safety, "free_device", spy)
     return calls

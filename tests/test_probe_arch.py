@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import itertools
 import weakref
 from pathlib import Path
@@ -34,13 +33,115 @@ def entry(**arch_changes) -> ModelEntry:
     return e
 
 
-def test_extrapolation_adds_fixed_parts_and_scales_layers():
+def test_extrapolation_adds_missing_layers_at_the_typical_later_layer_cost():
     s = _Samples()
-    s.add(total_ms=10.0, layer_ms=[3.0, 5.0], head_ms=7.0)     # fixed = 10 - 8 = 2, mean layer 4
-    s.add(total_ms=12.0, layer_ms=[4.0, 4.0], head_ms=9.0)     # fixed = 4, mean layer 4
-    assert s.predictions(24) == [2 + 24 * 4 + 7, 4 + 24 * 4 + 9]
+    # 2 timed layers: the first runs colder (5 ms) than the later one (3 ms); 0.5 ms between them
+    s.add(total_ms=10.0, layer_ms=[5.0, 3.0], head_ms=7.0, gap_ms=[0.5])
+    s.add(total_ms=11.0, layer_ms=[5.0, 3.0], head_ms=9.0, gap_ms=[0.5])
+    # each sample: its own forward and head + 22 missing layers at 3 ms + 0.5 ms
+    assert s.predictions(24) == pytest.approx([10 + 7 + 22 * 3.5, 11 + 9 + 22 * 3.5])
     c = s.components()
-    assert (c.fixed_ms, c.layer_ms, c.lm_head_ms, c.layer_samples, c.samples) == (3.0, 4.0, 8.0, 4, 2)
+    assert (c.fixed_ms, c.layer_ms, c.first_layer_ms, c.gap_ms, c.lm_head_ms, c.layer_samples, c.samples) == \
+        (2.0, 3.0, 5.0, 0.5, 8.0, 4, 2)
+
+
+def test_a_stall_in_one_timed_layer_is_counted_once_not_times_the_depth():
+    s = _Samples()
+    for _ in range(4):
+        s.add(total_ms=10.0, layer_ms=[4.0, 4.0], head_ms=5.0)
+    s.add(total_ms=40.0, layer_ms=[4.0, 34.0], head_ms=5.0)      # another process took 30 ms
+    preds = s.predictions(30)
+    assert preds[:4] == pytest.approx([10 + 5 + 28 * 4] * 4)
+    assert preds[4] == pytest.approx(preds[0] + 30)              # the stall costs its 30 ms once
+
+
+@pytest.mark.parametrize("steps,repeats,expected", [
+    (10, 5, [2, 2, 2, 2, 2]), (10, 3, [4, 3, 3]), (3, 5, [2, 1, 0, 0, 0]), (1, 4, [1, 0, 0, 0]), (7, 1, [7])])
+def test_decode_steps_are_spread_between_the_prefill_repeats(steps, repeats, expected):
+    from advisor.probe.arch_probe import decode_blocks
+
+    assert decode_blocks(steps, repeats) == expected
+
+
+def test_probe_alternates_decode_blocks_and_prefill_repeats(monkeypatch):
+    from advisor.probe import build
+
+    calls: list[int] = []
+    orig = build.build_body
+
+    def logging_body(*a, **kw):
+        body = orig(*a, **kw)
+        inner = body.forward
+
+        def forward(ids, cache):
+            calls.append(ids.shape[1])
+            return inner(ids, cache)
+
+        body.forward = forward
+        return body
+
+    monkeypatch.setattr(build, "build_body", logging_body)
+    e = entry()
+    cfg = ProbeConfig(decode_steps=6, prefill_repeats=3, warmup_steps=1)
+    m, _ = api.probe_architecture(e.id, e.arch, "fp32", 1, 16, new_tokens=6, device="cpu", config=cfg, budget_s=30)
+    # warm-up (min(16, 32) tokens), first prefill, 1 warm step, then [2 steps, prefill] x 2, 2 steps
+    assert calls[:11] == [16, 16, 1, 1, 1, 16, 1, 1, 16, 1, 1]
+    # extra rounds (a machine whose speed moved) keep alternating: a prefill, then two decode steps
+    extra = calls[11:]
+    assert len(extra) % 3 == 0 and extra == [16, 1, 1] * (len(extra) // 3)
+    assert m.prefill_ms.n == 3 + len(extra) // 3 and m.decode_ms_per_token.n == 6 + 2 * len(extra) // 3
+
+
+def test_unsteady_compares_the_earlier_and_later_half_of_the_samples():
+    from advisor.probe.arch_probe import unsteady
+
+    assert not unsteady([100, 101, 99, 100, 102, 100])
+    assert unsteady([100, 101, 99, 120, 122, 121])          # the machine slowed by a fifth half-way
+    assert not unsteady([100, 200, 100])                    # too few samples to tell
+    assert not unsteady([100, 100, 100, 107, 107, 107])     # 7% is within the 8% tolerance
+
+
+def test_probe_takes_more_rounds_when_the_machine_slows_down_half_way(monkeypatch):
+    """Layers that sleep 2 ms, then 6 ms from the 8th call on: the halves disagree, the probe samples on."""
+    import time
+
+    from advisor.probe import build
+
+    calls = itertools.count()
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            time.sleep(0.002 if next(calls) < 16 else 0.006)
+            return x
+
+    def fake_body(arch, layers, fmt, device, **kw):
+        blocks = torch.nn.ModuleList(Layer() for _ in range(layers))
+
+        def forward(ids, cache):
+            x = torch.zeros(ids.shape[0], ids.shape[1], arch.hidden_size)
+            for b in blocks:
+                x = b(x)
+            return x, cache
+
+        return build.Body(blocks, list(blocks), forward, "fake")
+
+    from advisor.probe import arch_probe
+
+    monkeypatch.setattr(build, "build_body", fake_body)
+    monkeypatch.setattr(arch_probe, "SAMPLE_SHARE", 0.0)     # no rounds for the model's size: only steadying
+    monkeypatch.setattr(arch_probe, "UNSTEADY_EXTRA", 5.0)   # room for them whatever this machine's speed
+    e = entry(num_hidden_layers=30)
+    cfg = ProbeConfig(decode_steps=6, prefill_repeats=3, warmup_steps=1)
+    m, _ = api.probe_architecture(e.id, e.arch, "fp32", 1, 16, new_tokens=6, device="cpu", config=cfg, budget_s=30)
+    assert m.decode_ms_per_token.n > 6
+    assert any("timings moved while probing" in n for n in m.notes)
+
+
+def test_one_layer_models_are_not_extrapolated():
+    s = _Samples()
+    s.add(total_ms=6.0, layer_ms=[4.0], head_ms=2.0)
+    assert s.predictions(1) == [8.0]
+    assert s.components().first_layer_ms is None
 
 
 @pytest.mark.parametrize("prefer", ["transformers", "built-in"])
@@ -52,11 +153,14 @@ def test_probe_tiny_architecture(prefer):
                                   prefer=prefer)
     assert m.method == "architecture-probe" and m.layers_timed == [2]
     assert d.backend == prefer and d.depth == 2 and d.full_depth == 6
-    assert m.decode_ms_per_token.n == 6 and m.prefill_ms.n == 3      # never one sample
+    # never one sample (more when the machine's speed moved while probing)
+    assert m.decode_ms_per_token.n >= 6 and m.prefill_ms.n >= 5
+    assert m.decode_ms_per_token.n - 6 == 2 * (m.prefill_ms.n - 5)
     assert 0 < m.decode_ms_per_token.p50 <= m.decode_ms_per_token.p95 <= m.decode_ms_per_token.max
-    assert d.prefill.layer_samples == 6 and d.decode.layer_samples == 12
+    assert d.prefill.layer_samples == 2 * m.prefill_ms.n and d.decode.layer_samples == 2 * m.decode_ms_per_token.n
     # the prediction is the sum of its parts at full depth
-    parts = d.decode.fixed_ms + 6 * d.decode.layer_ms + d.decode.lm_head_ms
+    parts = (d.decode.fixed_ms + d.decode.first_layer_ms + 5 * (d.decode.layer_ms + d.decode.gap_ms)
+             + d.decode.lm_head_ms)
     assert m.decode_ms_per_token.p50 == pytest.approx(parts, rel=0.5)
 
 
@@ -165,7 +269,7 @@ def test_memory_is_freed_after_a_probe(monkeypatch):
     refs = _track_modules(monkeypatch)
     res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
     assert res.measurement is not None
-    gc.collect()
+    # no gc.collect() here: the probe itself must have let go of (and collected) what it built
     assert len(refs) == 2
     assert all(r() is None for r in refs), "the probe kept a reference to its model"
 
@@ -179,11 +283,20 @@ def test_out_of_memory_reports_does_not_fit_and_frees(monkeypatch):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(build.LMHead, "__call__", oom)
+    import advisor.probe.safety as safety
+
+    real_free, alive_after_free = safety.free_device, []
+
+    def free_and_look(device, *args, **kwargs):
+        real_free(device, *args, **kwargs)
+        alive_after_free.append(sum(r() is not None for r in refs))
+
+    monkeypatch.setattr(safety, "free_device", free_and_look)
     res = api.local_calibration(entry(), "fp32", 1, 32, 4, budget_s=30, device="cpu")
     assert res.measurement is None and res.does_not_fit
     assert res.skipped.startswith("does not fit")
-    gc.collect()
-    assert refs and all(r() is None for r in refs)
+    # freed by the probe before it reported, not later when the exception was dropped
+    assert len(refs) == 2 and alive_after_free[-1] == 0
 
 
 def test_runtime_error_out_of_memory_is_also_caught(monkeypatch):

@@ -105,7 +105,7 @@ def probe_architecture(model_id: str, arch: Architecture, fmt: str, batch: int, 
     cfg = config or ProbeConfig()
     cfg = cfg.model_copy(update={"decode_steps": max(2, min(cfg.decode_steps, new_tokens))})
     probe = ArchProbe(model_id, arch, fmt, batch, prompt_tokens, device=_device(device), config=cfg,
-                      progress=progress, prefer=prefer)
+                      progress=progress, prefer=prefer, new_tokens=new_tokens)
     m = probe.run(budget or Budget(budget_s if budget_s is not None else cfg.budget_s))
     assert probe.detail is not None
     return m, probe.detail

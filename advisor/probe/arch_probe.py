@@ -3,16 +3,17 @@
 Method (see /work/shared/reference/findings.md section 8 for why):
   * the decoder is built with a few layers only and a tiny vocabulary; the LM head is built on its
     own at full vocabulary size and timed on the real hidden states, every step;
-  * every decoder layer is timed inside each forward (hooks: host clock, plus CUDA events on GPUs,
-    a layer costs the larger of the two), so one forward gives `depth` per-layer samples and the
-    fixed part (embeddings, masks, rotary, final norm) as `forward - sum(layers)`;
+  * every decoder layer, and the gap between two layers, is timed inside each forward (hooks: host
+    clock, plus CUDA events on GPUs, the larger of the two counts);
   * a warm-up prefill and decode steps are discarded first;
-  * each timed sample is extrapolated on its own: fixed + L x mean(layer) + head, and the
-    extrapolated samples give p50/p95/spread.
+  * each timed sample is extrapolated on its own: its truncated forward + head, plus (L - depth) x
+    the typical cost (median over all samples) of a later layer and its gap; the extrapolated
+    samples give p50/p95/spread. A stall in a sample is counted once, as in the full model.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -28,8 +29,10 @@ from advisor.probe.timing import sync
 class ComponentTimes(BaseModel):
     """Medians (ms) of the parts the extrapolation adds up; for one prefill or one decode step."""
 
-    fixed_ms: float = Field(description="embeddings, masks, rotary, final norm: forward minus its layers")
-    layer_ms: float = Field(description="one decoder layer (median over layers and samples)")
+    fixed_ms: float = Field(description="embeddings, masks, rotary, final norm: forward minus its layers and gaps")
+    layer_ms: float = Field(description="one decoder layer after the first (median over those layers and samples)")
+    first_layer_ms: float | None = Field(default=None, description="the first decoder layer (median over samples)")
+    gap_ms: float = Field(default=0.0, description="host time between two layers (median)")
     lm_head_ms: float = Field(description="LM head (+ argmax for decode) at full vocabulary, timed on its own")
     layer_samples: int
     samples: int
@@ -47,29 +50,63 @@ class ArchProbeDetail(BaseModel):
 
 @dataclass
 class _Samples:
-    fixed: list[float] = field(default_factory=list)
+    """Timed forwards of the truncated decoder: total, per-layer durations, gaps between layers, head."""
+
+    totals: list[float] = field(default_factory=list)
     layers: list[list[float]] = field(default_factory=list)
+    gaps: list[list[float]] = field(default_factory=list)
     head: list[float] = field(default_factory=list)
 
-    def add(self, total_ms: float, layer_ms: list[float], head_ms: float) -> None:
-        self.fixed.append(max(0.0, total_ms - sum(layer_ms)))
-        self.layers.append(layer_ms)
+    def add(self, total_ms: float, layer_ms: list[float], head_ms: float, gap_ms: list[float] | None = None) -> None:
+        self.totals.append(total_ms)
+        self.layers.append(list(layer_ms))
+        self.gaps.append(list(gap_ms or []))
         self.head.append(head_ms)
 
+    def _later_layers(self) -> list[float]:
+        # The first layer of a step runs colder than the ones after it (on this CPU's decode: 1.75 ms for
+        # layer 0, 1.57 for layer 1, about 1.5 deeper in a 30-layer model); the layers added by the
+        # extrapolation are later layers, so they are priced from layers 1.. when those were timed.
+        later = [x for ls in self.layers for x in ls[1:]]
+        return later or [x for ls in self.layers for x in ls]
+
+    def typical_layer_ms(self) -> float:
+        import statistics
+
+        return statistics.median(self._later_layers())
+
+    def typical_gap_ms(self) -> float:
+        import statistics
+
+        flat = [x for gs in self.gaps for x in gs]
+        return statistics.median(flat) if flat else 0.0
+
     def predictions(self, full_depth: int) -> list[float]:
-        return [f + full_depth * (sum(ls) / len(ls)) + h for f, ls, h in zip(self.fixed, self.layers, self.head)]
+        """One full-depth prediction per sample: that sample's truncated forward and head, plus the layers
+        it lacks at the typical cost of a later layer and of the gap before it.
+
+        The typical costs are medians over every sample, so a stall in one timed layer is counted once,
+        as it would have cost the full model, not multiplied by L / depth (interference from other
+        processes steals time additively; scaling each sample's own mean by L turned one 30 ms stall
+        into 500 ms).
+        """
+        extra = self.typical_layer_ms() + self.typical_gap_ms()
+        return [t + h + (full_depth - len(ls)) * extra for t, ls, h in zip(self.totals, self.layers, self.head)]
 
     def components(self) -> ComponentTimes:
         import statistics
 
-        flat = [x for ls in self.layers for x in ls]
-        return ComponentTimes(fixed_ms=statistics.median(self.fixed), layer_ms=statistics.median(flat),
-                              lm_head_ms=statistics.median(self.head), layer_samples=len(flat),
-                              samples=len(self.fixed))
+        fixed = [max(0.0, t - sum(ls) - sum(gs)) for t, ls, gs in zip(self.totals, self.layers, self.gaps)]
+        first = [ls[0] for ls in self.layers if len(ls) > 1]
+        return ComponentTimes(fixed_ms=statistics.median(fixed), layer_ms=self.typical_layer_ms(),
+                              first_layer_ms=statistics.median(first) if first else None,
+                              gap_ms=self.typical_gap_ms(), lm_head_ms=statistics.median(self.head),
+                              layer_samples=sum(map(len, self.layers)), samples=len(self.totals))
 
 
 class LayerClock:
-    """Per-layer times of the last forward. Host clock on CPU; on CUDA also events (no sync inside)."""
+    """Per-layer times of the last forward, and the gaps between layers. Host clock on CPU; on CUDA
+    also events (no sync inside), and a layer or gap costs the larger of the two."""
 
     def __init__(self, layers: list, device: str):
         import torch
@@ -104,6 +141,14 @@ class LayerClock:
             return host
         return [max(h, ev[0].elapsed_time(ev[1])) for h, ev in zip(host, self._events)]
 
+    def gap_ms(self) -> list[float]:
+        """From the end of each layer to the start of the next (the decoder's own per-layer work)."""
+        host = [1000.0 * (self._host[i + 1][0] - self._host[i][1]) for i in range(len(self._host) - 1)]
+        if self._events is None:
+            return host
+        ev = self._events
+        return [max(h, ev[i][1].elapsed_time(ev[i + 1][0])) for i, h in enumerate(host)]
+
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
@@ -121,14 +166,53 @@ def probe_memory_bytes(arch: Architecture, depth: int, fmt: str, batch: int, pro
     pb = param_breakdown(arch)
     cols = arch.vocab_size if arch.vocab_size <= 1.5 * PREFILL_HEAD_COLUMNS else PREFILL_HEAD_COLUMNS
     weights = (pb.per_layer * depth + arch.vocab_size * arch.hidden_size) * b
-    kv = depth * 2 * batch * (prompt_tokens + steps + 8) * arch.kv_heads * arch.head_size * b
+    # the decode cache and, while a prefill repeat runs between decode blocks, that prefill's cache
+    kv = depth * 2 * batch * (2 * prompt_tokens + steps + 8) * arch.kv_heads * arch.head_size * b
     logits = batch * prompt_tokens * cols * max(b, 4) * 2   # the head's slice of logits and a soft-cap copy
     acts = batch * prompt_tokens * (3 * arch.ffn_size + 4 * arch.hidden_size) * b * 2
     attn = batch * arch.num_attention_heads * prompt_tokens * prompt_tokens * b  # math SDPA fallback
     return int(weights + kv + logits + acts + attn)
 
 
-HEAD_PREFILL_SAMPLES = 2
+# The prefill LM head is one large GEMM (on a small model, a third of the probe's time): timed on the
+# first prefill only, its figure reused for the body-only repeats.
+HEAD_PREFILL_SAMPLES = 1
+# Body-only prefill repeats are cheap (a few layers): the pooled median wants several.
+ARCH_PREFILL_REPEATS = 5
+# Sampling goes on until it has taken this share of one predicted request (see ArchProbe._measure),
+# in at most MAX_EXTRA_ROUNDS extra rounds of one prefill and two decode steps.
+SAMPLE_SHARE = 0.25
+MAX_EXTRA_ROUNDS = 15
+# Halves of the samples more than UNSTEADY apart get extra rounds, for up to UNSTEADY_EXTRA of the time
+# sampled so far.
+UNSTEADY = 0.08
+UNSTEADY_EXTRA = 0.4
+
+
+def unsteady(predictions: list[float], tolerance: float = UNSTEADY) -> bool:
+    """Whether the earlier and the later half of a probe's samples disagree (medians differ by more
+    than `tolerance`): the machine's speed moved while it was sampling."""
+    n = len(predictions)
+    if n < 4:
+        return False
+    early, late = statistics.median(predictions[: n // 2]), statistics.median(predictions[n // 2:])
+    return abs(early - late) > tolerance * min(early, late)
+
+
+def decode_blocks(steps: int, repeats: int) -> list[int]:
+    """Timed decode steps per block, one block before each prefill repeat: as even as possible, the
+    first block at least two steps (a budget stop after it still leaves a spread)."""
+    repeats = max(1, repeats)
+    sizes = [steps // repeats + (1 if k < steps % repeats else 0) for k in range(repeats)]
+    first = min(steps, 2)
+    k = len(sizes) - 1
+    while sizes[0] < first and k > 0:
+        if sizes[k]:
+            sizes[k] -= 1
+            sizes[0] += 1
+        else:
+            k -= 1
+    return sizes
 
 
 def cpu_pressure(path: str = "/proc/pressure/cpu") -> float | None:
@@ -164,9 +248,10 @@ class ArchProbe(Probe):
 
     def __init__(self, model_id: str, arch: Architecture, fmt: str, batch: int, prompt_tokens: int, *,
                  device: str, config: ProbeConfig | None = None, progress: Progress | None = None,
-                 depth: int | None = None, prefer: str = "transformers"):
+                 depth: int | None = None, prefer: str = "transformers", new_tokens: int = 32):
         super().__init__(config, progress)
         self.model_id, self.arch, self.fmt = model_id, arch, fmt
+        self.new_tokens = new_tokens
         self.batch, self.prompt_tokens, self.device = batch, prompt_tokens, device
         self.depth = min(arch.num_hidden_layers, depth or (2 if device == "cpu" else 4))
         self.prefer = prefer
@@ -198,6 +283,7 @@ class ArchProbe(Probe):
         st["body"] = body = build_body(self.arch, self.depth, self.fmt, dev,
                                        min_positions=P + cfg.decode_steps + cfg.warmup_steps + 16,
                                        prefer=self.prefer)
+        st["module"] = body.module
         st["head"] = head = LMHead(self.arch, self.fmt, dev)
         st["clock"] = clock = LayerClock(body.layers, dev)
         gen = torch.Generator(device="cpu").manual_seed(0)
@@ -238,37 +324,90 @@ class ArchProbe(Probe):
             prefill(min(P, 32))
             budget.check("the first prefill")
             report(self.progress, f"prefill {P} tokens", 0.1)
+            t_sampling = time.perf_counter()
             base_ms, head_ms, cache, tok = prefill(P)
-            pre.add(base_ms, clock.layer_ms(), head_ms)
+            pre.add(base_ms, clock.layer_ms(), head_ms, clock.gap_ms())
             for _ in range(cfg.warmup_steps):
                 _, _, cache, tok = step(tok, cache)
+            # Decode steps and prefill repeats alternate, in blocks, so that both spread over the whole
+            # probe: this machine's speed wanders (a fixed workload's 0.5 s windows differ by up to 20%),
+            # and a slow moment then lands on a few samples of each, not on all of one kind.
+            repeats = cfg.prefill_repeats or ARCH_PREFILL_REPEATS
+            blocks = decode_blocks(cfg.decode_steps, repeats)
             meter = EnergyMeter(dev)
-            meter.start()
-            t_dec = time.perf_counter()
-            for i in range(cfg.decode_steps):
-                if i >= 2 and budget.exhausted():
-                    notes.append(f"stopped at the time budget after {i} of {cfg.decode_steps} decode steps")
-                    break
-                if i < 2:
-                    budget.check("two decode steps were timed")
-                base_ms, head_ms, cache, tok = step(tok, cache)
-                dec.add(base_ms, clock.layer_ms(), head_ms)
-                report(self.progress, "decode steps", 0.2 + 0.4 * (i + 1) / cfg.decode_steps)
-            dec_s = time.perf_counter() - t_dec
-            joules = meter.stop()
-            del cache
-            one_prefill_s = (sum(pre.fixed) + sum(map(sum, pre.layers)) + sum(pre.head)) / 1000
-            repeats = cfg.prefill_repeats or 3
-            for r in range(1, repeats):
+            st_run = {"joules": 0.0, "dec_s": 0.0, "timed": 0, "prefills": 1, "stopped": False}
+            one_prefill_s = (sum(pre.totals) + sum(pre.head)) / 1000
+            planned = cfg.decode_steps + repeats
+
+            def decode_block(n: int) -> None:
+                nonlocal cache, tok
+                meter.start()
+                t_block = time.perf_counter()
+                for _ in range(n):
+                    if st_run["timed"] >= 2 and budget.exhausted():
+                        notes.append(f"stopped at the time budget after {st_run['timed']} of "
+                                     f"{cfg.decode_steps} decode steps")
+                        st_run["stopped"] = True
+                        break
+                    if st_run["timed"] < 2:
+                        budget.check("two decode steps were timed")
+                    base_ms, head_ms, cache, tok = step(tok, cache)
+                    dec.add(base_ms, clock.layer_ms(), head_ms, clock.gap_ms())
+                    st_run["timed"] += 1
+                    report(self.progress, "decode steps", 0.15 + 0.85 * (st_run["timed"] + st_run["prefills"]) / planned)
+                st_run["dec_s"] += time.perf_counter() - t_block
+                block_j = meter.stop()
+                st_run["joules"] = None if st_run["joules"] is None or block_j is None else st_run["joules"] + block_j
+
+            def prefill_repeat() -> bool:
                 if budget.left < one_prefill_s * 1.2:
-                    notes.append(f"stopped at the time budget after {r} of {repeats} prefill repeats")
+                    notes.append(f"stopped at the time budget after {st_run['prefills']} of {repeats} prefill repeats")
+                    st_run["stopped"] = True
+                    return False
+                report(self.progress, f"prefill {P} tokens", 0.15 + 0.85 * (st_run["timed"] + st_run["prefills"]) / planned)
+                timed_head = st_run["prefills"] < HEAD_PREFILL_SAMPLES
+                base_ms, head_ms, pre_cache, _ = prefill(P, with_head=timed_head)
+                pre.add(base_ms, clock.layer_ms(), head_ms if timed_head else sum(pre.head) / len(pre.head),
+                        clock.gap_ms())
+                del pre_cache
+                st_run["prefills"] += 1
+                return True
+
+            for r, block in enumerate(blocks):
+                decode_block(block)
+                if st_run["stopped"] or (r + 1 < repeats and not prefill_repeat()):
                     break
-                report(self.progress, f"prefill {P} tokens", 0.6 + 0.4 * r / repeats)
-                # The head is one large GEMM with little spread: timed twice, its mean reused after that.
-                timed_head = r < HEAD_PREFILL_SAMPLES
-                base_ms, head_ms, cache, _ = prefill(P, with_head=timed_head)
-                pre.add(base_ms, clock.layer_ms(), head_ms if timed_head else sum(pre.head) / len(pre.head))
-                del cache
+            # Larger models get more samples: sampling goes on, a prefill and two decode steps at a time,
+            # until it has taken SAMPLE_SHARE of one predicted request (prompt + new tokens), so that
+            # the probe averages over more of the machine's wandering where that is cheap next to the model.
+            target_s = SAMPLE_SHARE * (statistics.median(pre.predictions(L))
+                                       + self.new_tokens * statistics.median(dec.predictions(L))) / 1000
+            rounds = 0
+            one_round_s = one_prefill_s + 2 * statistics.median(dec.totals) / 1000
+            while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
+                   and time.perf_counter() - t_sampling < target_s - one_round_s / 2
+                   and budget.left > one_round_s * 1.5):
+                if not prefill_repeat():
+                    break
+                decode_block(2)
+                rounds += 1
+            # When the machine's speed moved while sampling (the earlier and later halves of the samples
+            # disagree), more rounds, up to UNSTEADY_EXTRA of the time sampled so far, let the median
+            # settle on the speed that held most of the time.
+            sampled_s, steadying = time.perf_counter() - t_sampling, 0
+            while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
+                   and (unsteady(pre.predictions(L)) or unsteady(dec.predictions(L)))
+                   and time.perf_counter() - t_sampling < sampled_s * (1 + UNSTEADY_EXTRA) - one_round_s / 2
+                   and budget.left > one_round_s * 1.5):
+                if not prefill_repeat():
+                    break
+                decode_block(2)
+                rounds += 1
+                steadying += 1
+            if steadying:
+                notes.append(f"timings moved while probing: {steadying} more rounds of samples were taken")
+            joules, dec_s = st_run["joules"], st_run["dec_s"]
+            del cache
         report(self.progress, "done", 1.0)
 
         pre_pred, dec_pred = pre.predictions(L), dec.predictions(L)
@@ -278,7 +417,7 @@ class ArchProbe(Probe):
         if jpt is not None:
             notes.append(f"J/token = measured power during the truncated decode ({power:.1f} W) x predicted step time")
         notes.append(f"{body.backend} decoder, {self.depth} of {L} layers timed layer by layer "
-                     f"({len(pre.fixed)} prefill, {len(dec.fixed)} decode samples); LM head "
+                     f"({len(pre.totals)} prefill, {len(dec.totals)} decode samples); LM head "
                      f"({self.arch.vocab_size} vocab) timed on its own"
                      + (f" (prefill: on {head.prefill_columns} of its rows, x{head.prefill_scale:.2f})"
                         if head.prefill_scale > 1 else "") + "; extrapolated per sample")

@@ -102,19 +102,26 @@ class Probe(ABC):
     def measure_safely(self, measure: Callable[[Budget, dict], Any], budget: Budget, device: str, what: str) -> Any:
         """Run measure(budget, state) so that out-of-memory becomes DoesNotFit and, whatever happens,
         the probe's objects (kept in `state`) are dropped and the device is freed."""
-        from advisor.probe.safety import free_device, is_oom
+        import traceback
+
+        from advisor.probe.safety import free_device, is_oom, weak_refs
 
         state: dict = {}
         try:
             return measure(budget, state)
         except Exception as exc:
             if is_oom(exc):
+                # the failed frames (and the closures they run) hold the probe's tensors: drop them so the
+                # memory goes now, not when the caller drops the exception
+                traceback.clear_frames(exc.__traceback__)
+                exc.__traceback__ = None
                 raise DoesNotFit(f"out of memory while {what} on {device}") from None
             raise
         finally:
             self.release(state)
+            watch = weak_refs(state.values())
             state.clear()
-            free_device(device)
+            free_device(device, watch)
 
     def release(self, state: dict) -> None:
         """Undo what measuring attached to live objects (hooks) before they are dropped."""

@@ -184,8 +184,9 @@ class LMHead:
         import torch
         from torch import nn
 
-        with torch.device(device):
-            self.linear = nn.Linear(arch.hidden_size, arch.vocab_size, bias=False, dtype=torch_dtype(fmt))
+        # skip_init: nn.Linear's own random init of a 150k x 1k weight costs about a second on a small CPU
+        self.linear = torch.nn.utils.skip_init(nn.Linear, arch.hidden_size, arch.vocab_size, bias=False,
+                                               dtype=torch_dtype(fmt), device=device)
         cheap_fill_(self.linear)
         self.softcap = 30.0 if arch.model_type in ("gemma2",) else None
         vocab = arch.vocab_size

@@ -24,7 +24,7 @@ from advisor.catalog.schema import Architecture
 
 CACHE_SCHEMA_VERSION = 1
 # Bump when the probe method changes so that older figures are not reused.
-METHOD_VERSION = "arch-probe-4"
+METHOD_VERSION = "arch-probe-5"
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import weakref
+from typing import Any, Iterable
 
 from advisor.probe.base import DoesNotFit
 
@@ -56,9 +58,20 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
-def free_device(device: str) -> None:
-    """Collect garbage and hand cached device memory back after a probe."""
-    gc.collect()
+def free_device(device: str, watch: Iterable[weakref.ref] = ()) -> None:
+    """Collect garbage and hand cached device memory back after a probe.
+
+    A full collection walks every tracked object: about 0.2 s once transformers is imported, a fifth
+    of a small model's probe. With `watch` (weak references to what the probe built) the young
+    generations are collected and the full pass runs only if one of them is still alive.
+    """
+    watch = list(watch)
+    if watch:
+        gc.collect(1)
+        if any(ref() is not None for ref in watch):
+            gc.collect()
+    else:
+        gc.collect()
     if device.startswith("cuda"):
         try:
             import torch
@@ -71,3 +84,14 @@ def free_device(device: str) -> None:
 
 def dtype_bytes(fmt: str) -> int:
     return 4 if fmt == "fp32" else 2
+
+
+def weak_refs(objects: Iterable[Any]) -> list[weakref.ref]:
+    """Weak references to those of `objects` that allow one (modules, tensors, plain objects)."""
+    refs = []
+    for obj in objects:
+        try:
+            refs.append(weakref.ref(obj))
+        except TypeError:
+            pass
+    return refs
