@@ -175,8 +175,10 @@ def probe_memory_bytes(arch: Architecture, depth: int, fmt: str, batch: int, pro
 
 
 # The prefill LM head is one large GEMM (on a small model, a third of the probe's time): timed on the
-# first prefill only, its figure reused for the body-only repeats.
-HEAD_PREFILL_SAMPLES = 1
+# first prefill, and again in extra rounds up to HEAD_PREFILL_SAMPLES times; the median of those
+# figures stands for the head in every prefill sample (one slow head timing, scaled by vocab / slice,
+# once put a 0.5B model's prefill 37% high).
+HEAD_PREFILL_SAMPLES = 3
 # Body-only prefill repeats are cheap (a few layers): the pooled median wants several.
 ARCH_PREFILL_REPEATS = 5
 # Sampling goes on until it has taken this share of one predicted request (see ArchProbe._measure),
@@ -359,16 +361,19 @@ class ArchProbe(Probe):
                 block_j = meter.stop()
                 st_run["joules"] = None if st_run["joules"] is None or block_j is None else st_run["joules"] + block_j
 
-            def prefill_repeat() -> bool:
+            head_times = [pre.head[0]]
+
+            def prefill_repeat(with_head: bool = False) -> bool:
                 if budget.left < one_prefill_s * 1.2:
                     notes.append(f"stopped at the time budget after {st_run['prefills']} of {repeats} prefill repeats")
                     st_run["stopped"] = True
                     return False
                 report(self.progress, f"prefill {P} tokens", 0.15 + 0.85 * (st_run["timed"] + st_run["prefills"]) / planned)
-                timed_head = st_run["prefills"] < HEAD_PREFILL_SAMPLES
+                timed_head = with_head and len(head_times) < HEAD_PREFILL_SAMPLES
                 base_ms, head_ms, pre_cache, _ = prefill(P, with_head=timed_head)
-                pre.add(base_ms, clock.layer_ms(), head_ms if timed_head else sum(pre.head) / len(pre.head),
-                        clock.gap_ms())
+                if timed_head:
+                    head_times.append(head_ms)
+                pre.add(base_ms, clock.layer_ms(), statistics.median(head_times), clock.gap_ms())
                 del pre_cache
                 st_run["prefills"] += 1
                 return True
@@ -387,7 +392,7 @@ class ArchProbe(Probe):
             while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
                    and time.perf_counter() - t_sampling < target_s - one_round_s / 2
                    and budget.left > one_round_s * 1.5):
-                if not prefill_repeat():
+                if not prefill_repeat(with_head=True):
                     break
                 decode_block(2)
                 rounds += 1
@@ -399,7 +404,7 @@ class ArchProbe(Probe):
                    and (unsteady(pre.predictions(L)) or unsteady(dec.predictions(L)))
                    and time.perf_counter() - t_sampling < sampled_s * (1 + UNSTEADY_EXTRA) - one_round_s / 2
                    and budget.left > one_round_s * 1.5):
-                if not prefill_repeat():
+                if not prefill_repeat(with_head=True):
                     break
                 decode_block(2)
                 rounds += 1
@@ -407,6 +412,7 @@ class ArchProbe(Probe):
             if steadying:
                 notes.append(f"timings moved while probing: {steadying} more rounds of samples were taken")
             joules, dec_s = st_run["joules"], st_run["dec_s"]
+            pre.head = [statistics.median(head_times)] * len(pre.head)
             del cache
         report(self.progress, "done", 1.0)
 
