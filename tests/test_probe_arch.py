@@ -369,3 +369,15 @@ def test_busy_machine_is_noted(tmp_path, monkeypatch):
     assert "busy" in note and "CPU pressure 88%" in note
     monkeypatch.setattr(arch_probe, "cpu_pressure", lambda: 1.0)
     assert arch_probe.busy_note() == []
+
+
+def test_the_probes_own_threads_do_not_make_the_machine_busy(monkeypatch):
+    from advisor.probe import arch_probe
+
+    monkeypatch.setattr(arch_probe, "cpu_pressure", lambda: 1.0)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.getloadavg", lambda: (2.2, 2.0, 1.5))
+    assert arch_probe.busy_note(own=2.0) == []              # our two probe threads, nobody else
+    (note,) = arch_probe.busy_note(own=0.0)                  # the same load from other processes
+    assert "2.2 of it other processes" in note
+    assert 0.0 <= arch_probe.own_load() < 64

@@ -185,6 +185,9 @@ ARCH_PREFILL_REPEATS = 5
 # in at most MAX_EXTRA_ROUNDS extra rounds of one prefill and two decode steps.
 SAMPLE_SHARE = 0.25
 MAX_EXTRA_ROUNDS = 15
+# ... and never beyond this much sampling time: a slow model (bf16 on a small CPU) would otherwise spend
+# a recommend's whole probe budget on extra rounds of one candidate.
+SAMPLE_MAX_S = 2.0
 # Halves of the samples more than UNSTEADY apart get extra rounds, for up to UNSTEADY_EXTRA of the time
 # sampled so far.
 UNSTEADY = 0.08
@@ -230,7 +233,24 @@ def cpu_pressure(path: str = "/proc/pressure/cpu") -> float | None:
     return None
 
 
-def busy_note() -> list[str]:
+def own_load() -> float:
+    """This process's average number of busy CPUs since it started (its share of the load average).
+
+    The load average counts this process's own threads too: after a long probe it reads about the
+    thread count on a machine nobody else uses, which must not count as busy.
+    """
+    try:
+        import psutil
+
+        proc = psutil.Process()
+        cpu = sum(proc.cpu_times()[:2])
+        wall = max(1.0, time.time() - proc.create_time())
+        return cpu / wall
+    except Exception:
+        return 0.0
+
+
+def busy_note(own: float | None = None) -> list[str]:
     """A note when other processes compete for the CPU: timings on a busy machine come out slow."""
     import os
 
@@ -238,9 +258,11 @@ def busy_note() -> list[str]:
         load, cores = os.getloadavg()[0], os.cpu_count() or 1
     except (OSError, AttributeError):
         load, cores = 0.0, os.cpu_count() or 1
+    others = max(0.0, load - (own_load() if own is None else own))
     psi = cpu_pressure()
-    if load > 0.75 * cores + 1 or (psi is not None and psi > 40):
-        why = f"load average {load:.1f} on {cores} cores" + (f", CPU pressure {psi:.0f}%" if psi is not None else "")
+    if others > 0.5 * cores or (psi is not None and psi > 40):
+        why = f"load average {load:.1f} on {cores} cores, {others:.1f} of it other processes" + (
+            f", CPU pressure {psi:.0f}%" if psi is not None else "")
         return [f"the machine was busy ({why}): timings may be inflated; re-run with --refresh when it is idle"]
     return []
 
@@ -385,8 +407,8 @@ class ArchProbe(Probe):
             # Larger models get more samples: sampling goes on, a prefill and two decode steps at a time,
             # until it has taken SAMPLE_SHARE of one predicted request (prompt + new tokens), so that
             # the probe averages over more of the machine's wandering where that is cheap next to the model.
-            target_s = SAMPLE_SHARE * (statistics.median(pre.predictions(L))
-                                       + self.new_tokens * statistics.median(dec.predictions(L))) / 1000
+            target_s = min(SAMPLE_MAX_S, SAMPLE_SHARE * (statistics.median(pre.predictions(L))
+                                                         + self.new_tokens * statistics.median(dec.predictions(L))) / 1000)
             rounds = 0
             one_round_s = one_prefill_s + 2 * statistics.median(dec.totals) / 1000
             while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
@@ -402,7 +424,8 @@ class ArchProbe(Probe):
             sampled_s, steadying = time.perf_counter() - t_sampling, 0
             while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
                    and (unsteady(pre.predictions(L)) or unsteady(dec.predictions(L)))
-                   and time.perf_counter() - t_sampling < sampled_s * (1 + UNSTEADY_EXTRA) - one_round_s / 2
+                   and time.perf_counter() - t_sampling < min(sampled_s * (1 + UNSTEADY_EXTRA), sampled_s + SAMPLE_MAX_S)
+                   - one_round_s / 2
                    and budget.left > one_round_s * 1.5):
                 if not prefill_repeat(with_head=True):
                     break

@@ -140,14 +140,18 @@ class LocalProbes:
                      and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
             # the same order the pick is chosen in: best quality, then lowest p95, then least memory
             queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.memory_bytes, c.key))
-            fresh_in_tier = 0
+            tried_in_tier = 0
             for c in queue:
                 if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out
                     if c.passed:
                         break
+                    # counted like a fresh measurement, so that a warm run stops where the cold one did
+                    # instead of spending its time on the next candidates
+                    probed += 1
+                    tried_in_tier += 1
                     continue
                 left = self._left()
-                if (probed >= REFINE_MAX or fresh_in_tier >= PER_TIER_MAX
+                if (probed >= REFINE_MAX or tried_in_tier >= PER_TIER_MAX
                         or (left is not None and left < MIN_PROBE_S)):
                     break
                 if left is not None and c.ttft_ms / 1000 * PROBE_PREFILL_SHARE > left:
@@ -159,7 +163,7 @@ class LocalProbes:
                 if est is None or entry is None:
                     continue
                 probed += 1
-                fresh_in_tier += 1
+                tried_in_tier += 1
                 res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
                                             budget_s=left, refresh=self.refresh, run=True,
                                             progress=self._relay(f"probing {c.model} {c.format}"))

@@ -1,0 +1,43 @@
+"""A warm run (measurements in the cache) probes no more candidates than the cold run did."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from advisor.recommend import probing
+from advisor.recommend.schema import Candidate
+
+
+def candidate(model: str, quality: float, *, measured: bool, passed: bool) -> Candidate:
+    return Candidate(
+        key=f"{model}:fp32@local", model=model, name=model, tier="small", format="fp32", target="local",
+        params_total=1, license="apache-2.0", verdict="fits", memory_bytes=1, memory_limit_bytes=10,
+        memory_basis="spec", ttft_ms=10.0, decode_ms_per_token=1.0, e2e_p50_ms=100.0, e2e_p95_ms=120.0,
+        tokens_per_s=10.0, latency_basis="measured" if measured else "calibrated", latency_bound="memory",
+        quality=quality, passed=passed, reasons=[] if passed else ["too slow"],
+        binding=[] if passed else ["max_latency_ms"])
+
+
+def test_cached_failures_count_against_the_per_tier_cap(monkeypatch):
+    calls: list[str] = []
+
+    def local_calibration(entry, *a, **kw):
+        calls.append(entry)
+        return SimpleNamespace(measurement=None, skipped="not measured in this test")
+
+    fake_api = SimpleNamespace(PROBED_FORMATS=("fp32",), local_calibration=local_calibration)
+    lp = probing.LocalProbes(enabled=True, budget_s=None, refresh=False, progress=None,
+                             catalog=SimpleNamespace(models={m: m for m in ("a", "b", "c")}))
+    lp.rates = object()
+    monkeypatch.setattr(lp, "_api", lambda: fake_api)
+    # the cold run measured a and b (both too slow) and stopped at PER_TIER_MAX = 2
+    cands = [candidate("a", 90, measured=True, passed=False), candidate("b", 80, measured=True, passed=False),
+             candidate("c", 70, measured=False, passed=False)]
+    estimates = {f"{m}:fp32": SimpleNamespace(batch=1, prompt_tokens=8, new_tokens=4) for m in "abc"}
+    lp.refine(cands, estimates, lambda c: [("max_latency_ms", "too slow")], latency_budget_ms=100.0)
+    assert probing.PER_TIER_MAX == 2 and calls == []
+
+    # with one cached failure only, the next candidate is measured
+    cands[1] = candidate("b", 80, measured=False, passed=False)
+    lp.refine(cands, estimates, lambda c: [("max_latency_ms", "too slow")], latency_budget_ms=100.0)
+    assert calls == ["b"]
