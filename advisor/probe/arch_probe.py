@@ -191,7 +191,7 @@ SAMPLE_MAX_S = 2.0
 # Halves of the samples more than UNSTEADY apart get extra rounds, for up to UNSTEADY_EXTRA of the time
 # sampled so far.
 UNSTEADY = 0.08
-UNSTEADY_EXTRA = 0.4
+UNSTEADY_EXTRA = 0.25
 
 
 def unsteady(predictions: list[float], tolerance: float = UNSTEADY) -> bool:
