@@ -102,32 +102,11 @@ def test_unsteady_compares_the_earlier_and_later_half_of_the_samples():
 
 
 def test_probe_takes_more_rounds_when_the_machine_slows_down_half_way(monkeypatch):
-    """Layers that sleep 2 ms, then 6 ms from the 8th call on: the halves disagree, the probe samples on."""
-    import time
-
-    from advisor.probe import build
-
-    calls = itertools.count()
-
-    class Layer(torch.nn.Module):
-        def forward(self, x):
-            time.sleep(0.002 if next(calls) < 16 else 0.006)
-            return x
-
-    def fake_body(arch, layers, fmt, device, **kw):
-        blocks = torch.nn.ModuleList(Layer() for _ in range(layers))
-
-        def forward(ids, cache):
-            x = torch.zeros(ids.shape[0], ids.shape[1], arch.hidden_size)
-            for b in blocks:
-                x = b(x)
-            return x, cache
-
-        return build.Body(blocks, list(blocks), forward, "fake")
-
+    """Layers that sleep 2 ms, then 6 ms from the 16th call on: the halves disagree, the probe samples on."""
     from advisor.probe import arch_probe
 
-    monkeypatch.setattr(build, "build_body", fake_body)
+    calls = itertools.count()
+    _sleeping_model(monkeypatch, lambda: 2.0 if next(calls) < 16 else 6.0, None)
     monkeypatch.setattr(arch_probe, "SAMPLE_SHARE", 0.0)     # no rounds for the model's size: only steadying
     monkeypatch.setattr(arch_probe, "UNSTEADY_EXTRA", 5.0)   # room for them whatever this machine's speed
     e = entry(num_hidden_layers=30)
@@ -381,3 +360,77 @@ def test_the_probes_own_threads_do_not_make_the_machine_busy(monkeypatch):
     (note,) = arch_probe.busy_note(own=0.0)                  # the same load from other processes
     assert "2.2 of it other processes" in note
     assert 0.0 <= arch_probe.own_load() < 64
+
+
+def _sleeping_model(monkeypatch, layer_ms, head_ms: list[float] | None):
+    """A fake decoder whose layers sleep `layer_ms` (a number, or a function called per layer call);
+    prefill heads sleep head_ms[0], head_ms[1], ... ms (None: the real head)."""
+    import time
+
+    from advisor.probe import build
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            time.sleep((layer_ms() if callable(layer_ms) else layer_ms) / 1000)
+            return x
+
+    def fake_body(arch, layers, fmt, device, **kw):
+        blocks = torch.nn.ModuleList(Layer() for _ in range(layers))
+
+        def forward(ids, cache):
+            x = torch.zeros(ids.shape[0], ids.shape[1], arch.hidden_size)
+            for b in blocks:
+                x = b(x)
+            return x, cache
+
+        return build.Body(blocks, list(blocks), forward, "fake")
+
+    monkeypatch.setattr(build, "build_body", fake_body)
+    if head_ms is None:
+        return
+    heads = iter(head_ms)
+
+    def prefill_head(self, hidden):
+        time.sleep(next(heads, head_ms[-1]) / 1000)
+        return torch.zeros(hidden.shape[0], hidden.shape[1], 10)
+
+    monkeypatch.setattr(build.LMHead, "prefill_call", prefill_head)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_larger_requests_get_more_rounds_up_to_the_cap(monkeypatch, share):
+    import time
+
+    from advisor.probe import arch_probe
+
+    _sleeping_model(monkeypatch, 2.0, [5.0])
+    monkeypatch.setattr(arch_probe, "UNSTEADY", 10.0)          # never unsteady: only the size rule acts
+    monkeypatch.setattr(arch_probe, "SAMPLE_SHARE", share)
+    monkeypatch.setattr(arch_probe, "SAMPLE_MAX_S", 0.6)
+    e = entry(num_hidden_layers=30)
+    cfg = ProbeConfig(decode_steps=4, prefill_repeats=2, warmup_steps=1)
+    t0 = time.perf_counter()
+    # one request: a ~65 ms prefill and 64 steps of ~60 ms: 25% of it is far more than the 0.6 s cap
+    m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 16, new_tokens=64, device="cpu", config=cfg, budget_s=30)
+    if share == 0.0:
+        assert (m.prefill_ms.n, m.decode_ms_per_token.n) == (2, 4)
+    else:
+        extra = m.prefill_ms.n - 2
+        assert extra >= 2 and m.decode_ms_per_token.n == 4 + 2 * extra
+        assert d.wall_s < 0.6 + 1.0 and time.perf_counter() - t0 < 5      # stopped near the cap
+
+
+def test_prefill_head_figure_is_the_median_of_its_timings(monkeypatch):
+    from advisor.probe import arch_probe
+
+    # the first head timing hit a stall (80 ms); the extra rounds time it at 5 ms twice more
+    _sleeping_model(monkeypatch, 1.0, [1.0, 80.0, 5.0, 5.0])        # [warm-up, first prefill, rounds...]
+    monkeypatch.setattr(arch_probe, "UNSTEADY", 10.0)
+    monkeypatch.setattr(arch_probe, "SAMPLE_SHARE", 1.0)
+    monkeypatch.setattr(arch_probe, "SAMPLE_MAX_S", 0.5)
+    e = entry(num_hidden_layers=30)
+    cfg = ProbeConfig(decode_steps=4, prefill_repeats=2, warmup_steps=1)
+    m, d = api.probe_architecture(e.id, e.arch, "fp32", 1, 16, new_tokens=64, device="cpu", config=cfg, budget_s=30)
+    assert m.prefill_ms.n >= 4                                        # three head timings were taken
+    assert d.prefill.lm_head_ms == pytest.approx(5.0, abs=3.0)        # not the 80 ms one
+    assert m.prefill_ms.p50 < 30 * 1.0 + 40

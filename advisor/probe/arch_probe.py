@@ -359,7 +359,7 @@ class ArchProbe(Probe):
             repeats = cfg.prefill_repeats or ARCH_PREFILL_REPEATS
             blocks = decode_blocks(cfg.decode_steps, repeats)
             meter = EnergyMeter(dev)
-            st_run = {"joules": 0.0, "dec_s": 0.0, "timed": 0, "prefills": 1, "stopped": False}
+            st_run = {"joules": 0.0, "dec_s": 0.0, "timed": 0, "prefills": 1, "extra": 0, "stopped": False}
             one_prefill_s = (sum(pre.totals) + sum(pre.head)) / 1000
             planned = cfg.decode_steps + repeats
 
@@ -404,34 +404,34 @@ class ArchProbe(Probe):
                 decode_block(block)
                 if st_run["stopped"] or (r + 1 < repeats and not prefill_repeat()):
                     break
-            # Larger models get more samples: sampling goes on, a prefill and two decode steps at a time,
-            # until it has taken SAMPLE_SHARE of one predicted request (prompt + new tokens), so that
-            # the probe averages over more of the machine's wandering where that is cheap next to the model.
-            target_s = min(SAMPLE_MAX_S, SAMPLE_SHARE * (statistics.median(pre.predictions(L))
-                                                         + self.new_tokens * statistics.median(dec.predictions(L))) / 1000)
-            rounds = 0
             one_round_s = one_prefill_s + 2 * statistics.median(dec.totals) / 1000
-            while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
-                   and time.perf_counter() - t_sampling < target_s - one_round_s / 2
-                   and budget.left > one_round_s * 1.5):
-                if not prefill_repeat(with_head=True):
-                    break
-                decode_block(2)
-                rounds += 1
+
+            def more_rounds(until_s: float, while_unsteady: bool) -> int:
+                """Rounds of a prefill (head timed) and two decode steps until `until_s` of sampling."""
+                done = 0
+                while (not st_run["stopped"] and st_run["extra"] < MAX_EXTRA_ROUNDS
+                       and time.perf_counter() - t_sampling < until_s - one_round_s / 2
+                       and budget.left > one_round_s * 1.5
+                       and (not while_unsteady or unsteady(pre.predictions(L)) or unsteady(dec.predictions(L)))):
+                    if not prefill_repeat(with_head=True):
+                        break
+                    decode_block(2)
+                    st_run["extra"] += 1
+                    done += 1
+                return done
+
+            # Larger models get more samples: sampling goes on until it has taken SAMPLE_SHARE of one
+            # predicted request (prompt + new tokens), so that the probe averages over more of the
+            # machine's wandering where that is cheap next to the model.
+            more_rounds(min(SAMPLE_MAX_S, SAMPLE_SHARE * (statistics.median(pre.predictions(L))
+                                                          + self.new_tokens * statistics.median(dec.predictions(L)))
+                            / 1000), while_unsteady=False)
             # When the machine's speed moved while sampling (the earlier and later halves of the samples
             # disagree), more rounds, up to UNSTEADY_EXTRA of the time sampled so far, let the median
             # settle on the speed that held most of the time.
-            sampled_s, steadying = time.perf_counter() - t_sampling, 0
-            while (not st_run["stopped"] and rounds < MAX_EXTRA_ROUNDS
-                   and (unsteady(pre.predictions(L)) or unsteady(dec.predictions(L)))
-                   and time.perf_counter() - t_sampling < min(sampled_s * (1 + UNSTEADY_EXTRA), sampled_s + SAMPLE_MAX_S)
-                   - one_round_s / 2
-                   and budget.left > one_round_s * 1.5):
-                if not prefill_repeat(with_head=True):
-                    break
-                decode_block(2)
-                rounds += 1
-                steadying += 1
+            sampled_s = time.perf_counter() - t_sampling
+            steadying = more_rounds(min(sampled_s * (1 + UNSTEADY_EXTRA), sampled_s + SAMPLE_MAX_S),
+                                    while_unsteady=True)
             if steadying:
                 notes.append(f"timings moved while probing: {steadying} more rounds of samples were taken")
             joules, dec_s = st_run["joules"], st_run["dec_s"]
