@@ -194,9 +194,11 @@ UNSTEADY = 0.08
 UNSTEADY_EXTRA = 0.25
 
 
-def unsteady(predictions: list[float], tolerance: float = UNSTEADY) -> bool:
+def unsteady(predictions: list[float], tolerance: float | None = None) -> bool:
     """Whether the earlier and the later half of a probe's samples disagree (medians differ by more
-    than `tolerance`): the machine's speed moved while it was sampling."""
+    than `tolerance`, by default UNSTEADY as it is at call time): the machine's speed moved while it
+    was sampling."""
+    tolerance = UNSTEADY if tolerance is None else tolerance
     n = len(predictions)
     if n < 4:
         return False
