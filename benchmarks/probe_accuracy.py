@@ -7,7 +7,7 @@ steps), side by side, with the errors and the wall time of each. The full model 
 before and just after the probe; its reference figures and wall time are the means of the two.
 
 Usage: python benchmarks/probe_accuracy.py [--models gpt2,smollm2-135m,...] [--prompt 256] [--new 32]
-       [--format fp32] [--repeat-full 2]
+       [--format fp32] [--runs N] [--no-interleaved | --only-interleaved]
 Goal: |error| <= 15% for prefill and decode of every model; probe wall time <= 1/5 of the full one.
 """
 
@@ -181,20 +181,14 @@ def compare(args, per_model: dict | None = None) -> tuple[dict, list[float], lis
     steady: list[bool] = []
     for name in ([] if args.only_interleaved else args.models.split(",")):
         arch, src = architecture(name)
-        runs = []
-        for _ in range(max(1, args.pairs)):
-            # The machine's speed drifts (on this 2-core VM a fixed workload's 0.5 s windows vary by 6.5%
-            # (sd), 10 s windows by 2.4%): the full model is measured before and after the probe and the
-            # reference is the mean of the two, so that a slow minute does not land on one side only.
-            before = measure_full(arch, args.format, args.prompt, args.new)
-            p = measure_probe(name, arch, args.format, args.prompt, args.new)
-            after = measure_full(arch, args.format, args.prompt, args.new)
-            f = {k: (before[k] + after[k]) / 2 for k in ("prefill_ms", "decode_ms", "decode_min", "wall_s")}
-            f["repeat"] = {k: (after[k] - before[k]) / f[k] for k in ("prefill_ms", "decode_ms")}
-            runs.append((p, f))
-        # the pair whose decode error is the median one (pairs differ mostly by the machine's load)
-        runs.sort(key=lambda pf: (pf[0]["decode_ms"] - pf[1]["decode_ms"]) / pf[1]["decode_ms"])
-        p, f = runs[len(runs) // 2]
+        # The machine's speed drifts (on this 2-core VM a fixed workload's 0.5 s windows vary by 6.5%
+        # (sd), 10 s windows by 2.4%): the full model is measured before and after the probe and the
+        # reference is the mean of the two, so that a slow minute does not land on one side only.
+        before = measure_full(arch, args.format, args.prompt, args.new)
+        p = measure_probe(name, arch, args.format, args.prompt, args.new)
+        after = measure_full(arch, args.format, args.prompt, args.new)
+        f = {k: (before[k] + after[k]) / 2 for k in ("prefill_ms", "decode_ms", "decode_min", "wall_s")}
+        f["repeat"] = {k: (after[k] - before[k]) / f[k] for k in ("prefill_ms", "decode_ms")}
         ep = (p["prefill_ms"] - f["prefill_ms"]) / f["prefill_ms"]
         ed = (p["decode_ms"] - f["decode_ms"]) / f["decode_ms"]
         ratio = p["wall_s"] / f["wall_s"]
@@ -233,10 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--format", default="fp32")
     ap.add_argument("--no-interleaved", action="store_true", help="skip the interleaved method check")
     ap.add_argument("--only-interleaved", action="store_true", help="only the interleaved method check")
-    ap.add_argument("--runs", type=int, default=1, help="repeat the whole as-shipped comparison; prints a summary")
-    ap.add_argument("--pairs", type=int, default=1,
-                    help="probe + full measurement pairs per model; errors reported for the median pair")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat the whole as-shipped comparison; prints a summary with per-model medians")
     args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error("--runs must be 1 or more")
 
     import torch
 
@@ -263,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     all_errors: list[float] = []
     all_steady: list[bool] = []
     per_model: dict[str, list[tuple[float, float]]] = {}
-    for run in range(0 if args.only_interleaved else max(1, args.runs)):
+    for run in range(0 if args.only_interleaved else args.runs):
         if args.runs > 1:
             print(f"run {run + 1} of {args.runs}")
         worst, errors, steady = compare(args, per_model)
@@ -315,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({len(kept) // 2} of {len(all_errors) // 2} models): {sum(e <= 0.15 for e in kept)} of {len(kept)} "
                   f"figures within 15%, worst {100 * max(kept):.1f}%")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

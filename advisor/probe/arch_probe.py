@@ -71,13 +71,9 @@ class _Samples:
         return later or [x for ls in self.layers for x in ls]
 
     def typical_layer_ms(self) -> float:
-        import statistics
-
         return statistics.median(self._later_layers())
 
     def typical_gap_ms(self) -> float:
-        import statistics
-
         flat = [x for gs in self.gaps for x in gs]
         return statistics.median(flat) if flat else 0.0
 
@@ -94,8 +90,6 @@ class _Samples:
         return [t + h + (full_depth - len(ls)) * extra for t, ls, h in zip(self.totals, self.layers, self.head)]
 
     def components(self) -> ComponentTimes:
-        import statistics
-
         fixed = [max(0.0, t - sum(ls) - sum(gs)) for t, ls, gs in zip(self.totals, self.layers, self.gaps)]
         first = [ls[0] for ls in self.layers if len(ls) > 1]
         return ComponentTimes(fixed_ms=statistics.median(fixed), layer_ms=self.typical_layer_ms(),
@@ -356,7 +350,7 @@ class ArchProbe(Probe):
             for _ in range(cfg.warmup_steps):
                 _, _, cache, tok = step(tok, cache)
             # Decode steps and prefill repeats alternate, in blocks, so that both spread over the whole
-            # probe: this machine's speed wanders (a fixed workload's 0.5 s windows differ by up to 20%),
+            # probe: this machine's speed wanders (a fixed workload's 0.5 s windows differ by up to 26%),
             # and a slow moment then lands on a few samples of each, not on all of one kind.
             repeats = cfg.prefill_repeats or ARCH_PREFILL_REPEATS
             blocks = decode_blocks(cfg.decode_steps, repeats)
