@@ -216,3 +216,17 @@ def test_an_id_nested_deeply_is_a_clean_error():
     r = run_advisor("catalog", "list", "--json", "--catalog",
                     str(FIXTURES / "fuzz" / "regressions" / "catalog-nested-id.yaml"))
     assert r.returncode == 2 and r.stderr.startswith("error: ") and "internal error" not in r.stderr
+
+
+def test_unknown_benchmark_or_format_named_by_a_user_model_is_a_problem(tmp_path):
+    """Benchmark and format ids are a vocabulary in catalog/benchmarks.yaml and formats.yaml."""
+    entry = yaml.safe_load((CAT / "good.yaml").read_text())["models"][0]
+    entry = {**entry, "id": "vocab-test", "aliases": [], "formats": ["int9"], "formats_source": "https://example.org/q",
+             "benchmarks": [{"name": "mmlu-pro", "value": 40, "variant": "instruct", "source": "https://example.org/b"},
+                            {"name": "mmlu-prro", "value": 40, "variant": "instruct", "source": "https://example.org/b"}]}
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump({"models": [entry]}))
+    _, problems, _ = load_catalog([str(tmp_path / "m.yaml")], strict=False)
+    messages = [p.message for p in problems if p.entry == "vocab-test"]
+    assert any("unknown format 'int9'" in m for m in messages), messages
+    assert any("unknown benchmark 'mmlu-prro'" in m and "mmlu-pro" in m for m in messages), messages
+    assert not any("'mmlu-pro'" in m and "unknown benchmark 'mmlu-pro'" in m for m in messages)

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from advisor.catalog.hfconfig import architecture_from_path
 from advisor.catalog.params import derived_params
-from advisor.catalog.schema import FormatSpec, HardwareTarget, ModelEntry, TaskProfile, Tier
-from advisor.estimate.runtime import RuntimeProfile
+from advisor.catalog.schema import BenchmarkSpec, FormatSpec, HardwareTarget, ModelEntry, TaskProfile, Tier
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.errors import CatalogError, unknown_id
 from advisor.yamlio import line_of, load_yaml, strip_lines
 
@@ -29,6 +29,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "formats": FormatSpec,
     "tiers": Tier,
     "runtimes": RuntimeProfile,
+    "benchmarks": BenchmarkSpec,
 }
 _FILE_KEYS = set(SECTIONS) | {"catalog_version", "description"}
 
@@ -93,6 +94,7 @@ class Catalog:
     formats: dict[str, FormatSpec] = field(default_factory=dict)
     tiers: dict[str, Tier] = field(default_factory=dict)
     runtimes: dict[str, RuntimeProfile] = field(default_factory=dict)
+    benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
@@ -220,6 +222,37 @@ def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list
                     f"{derived:,} derived from its architecture by {100 * (derived - stated) / stated:+.1f}%")
 
 
+def _check_references(cat: Catalog, problems: list[Problem]) -> None:
+    """Ids that one entry names and another file defines: formats and benchmarks."""
+    if not cat.benchmarks and not cat.formats:
+        return  # a catalog without the vocabularies (a user file validated on its own) cannot be checked
+    for m in cat.models.values():
+        where = cat.origin.get(m.id, "catalog")
+        if cat.formats:
+            for f in m.formats:
+                if f not in cat.formats:
+                    problems.append(Problem(where, None, m.id, "formats", f"unknown format '{f}'"
+                                            + _hint(f, list(cat.formats))))
+        if cat.benchmarks:
+            for b in m.benchmarks:
+                if b.name not in cat.benchmarks:
+                    problems.append(Problem(where, None, m.id, "benchmarks",
+                                            f"unknown benchmark '{b.name}'" + _hint(b.name, list(cat.benchmarks))))
+    if cat.benchmarks:
+        for t in cat.tasks.values():
+            for name in t.quality_proxy.weights:
+                if name not in cat.benchmarks:
+                    problems.append(Problem("tasks", None, t.id, "quality_proxy.weights",
+                                            f"unknown benchmark '{name}'" + _hint(name, list(cat.benchmarks))))
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    from advisor.errors import did_you_mean
+
+    hint = did_you_mean(word, choices)
+    return f" ({hint})" if hint else ""
+
+
 def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_builtin: bool = True,
                  strict: bool = True, include_env: bool = True) -> tuple[Catalog, list[Problem], list[str]]:
     """Load catalogs in order (built-in, ADVISOR_CATALOG_PATH, --catalog); later ids override.
@@ -267,6 +300,7 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
     for m in cat.models.values():
         for alias in m.aliases:
             cat.aliases[alias.lower()] = m.id
+    _check_references(cat, problems)
     if strict and problems:
         more = f" (and {len(problems) - 1} more; run 'advisor catalog validate')" if len(problems) > 1 else ""
         raise CatalogError(f"{problems[0]}{more}")

@@ -7,16 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-QUANTISED_FORMATS = ("int8", "int4")
+# The 16-bit (and fp32) releases every model is assumed to have unless `official_16bit` is false.
 FLOAT_FORMATS = ("fp32", "bf16", "fp16")
-ALL_FORMATS = FLOAT_FORMATS + QUANTISED_FORMATS
-FormatName = Literal["fp32", "bf16", "fp16", "int8", "int4"]
-
-BENCHMARK_NAMES = (
-    "mmlu", "mmlu-pro", "mmlu-redux", "gsm8k", "math", "humaneval", "mbpp", "hellaswag",
-    "arc-c", "arc-e", "arc-avg", "winogrande", "piqa", "ifeval", "mt-bench", "bbh",
-    "truthfulqa", "triviaqa", "lambada", "tldr9+", "govreport", "qmsum", "wmt", "alpacaeval",
-)
+# Format and benchmark ids are data (catalog/formats.yaml, catalog/benchmarks.yaml); the loader checks
+# that every id a model or task names is defined there.
+_FORMAT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9.+_-]*$")
 # Aliases may also be Hugging Face repo ids ("Qwen/Qwen2.5-0.5B"); lookups are case-insensitive.
@@ -140,16 +135,12 @@ class Benchmark(Strict):
     shots: int | None = Field(default=None, ge=0, le=1000)
     scale: float = Field(default=100.0, gt=0, le=1e6)
     metric: str | None = None
+    # Who ran the evaluation when it was not the model's developer (e.g. "qwen3-report"): scores of
+    # one benchmark from different evaluators are not comparable.
+    evaluator: str | None = None
     source: str
 
     _src = field_validator("source")(_check_source)
-
-    @field_validator("name")
-    @classmethod
-    def _known_name(cls, value: str) -> str:
-        if value not in BENCHMARK_NAMES:
-            raise ValueError(f"unknown benchmark '{value}' (known: {', '.join(BENCHMARK_NAMES)})")
-        return value
 
     @model_validator(mode="after")
     def _within_scale(self):
@@ -186,8 +177,11 @@ class ModelEntry(Strict):
     context_length: int | None = Field(default=None, gt=0, le=100_000_000)
     license: str
     license_source: str
-    formats: list[Literal["int8", "int4"]] = Field(default_factory=list)
+    # Formats the model's developer publishes besides the 16-bit release (ids from formats.yaml).
+    formats: list[str] = Field(default_factory=list)
     formats_source: str | None = None
+    # False when the developer publishes no 16-bit checkpoint (gpt-oss ships MXFP4 only).
+    official_16bit: bool = True
     lineage: Lineage | None = None
     benchmarks: list[Benchmark] = Field(default_factory=list)
     notes: str | None = None
@@ -232,8 +226,13 @@ class ModelEntry(Strict):
     def context(self) -> int | None:
         return self.context_length or (self.architecture.max_position_embeddings if self.architecture else None)
 
+    def official_formats(self) -> list[str]:
+        """Formats the developer publishes: the 16-bit release (unless absent) and `formats`."""
+        floats = list(FLOAT_FORMATS) if self.official_16bit else []
+        return floats + [f for f in self.formats if f not in floats]
+
     def offered_formats(self) -> list[str]:
-        return list(FLOAT_FORMATS) + [f for f in QUANTISED_FORMATS if f in self.formats]
+        return self.official_formats()
 
 
 class HardwareTarget(Strict):
@@ -279,8 +278,6 @@ class QualityProxy(Strict):
         if not value:
             raise ValueError("needs at least one benchmark weight")
         for k, w in value.items():
-            if k not in BENCHMARK_NAMES:
-                raise ValueError(f"unknown benchmark '{k}'")
             if not 0 < w <= 1e6:
                 raise ValueError(f"weight of '{k}' must be > 0 and <= 1e6")
         return value
@@ -306,12 +303,39 @@ class TaskProfile(Strict):
 
 
 class FormatSpec(Strict):
-    id: FormatName
+    id: str
     bytes_per_param: float = Field(gt=0, le=64)
     quality_delta_points: float = Field(default=0.0, ge=-100, le=100)
     group_size: int | None = Field(default=None, gt=0, le=1_000_000)
     source: str | None = None
     note: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id_form(cls, value: str) -> str:
+        if not _FORMAT_ID_RE.match(value):
+            raise ValueError(f"'{value}' is not a lowercase format id (letters, digits, _)")
+        return value
+
+
+class BenchmarkSpec(Strict):
+    """One benchmark of the closed vocabulary (catalog/benchmarks.yaml) that model scores may name."""
+
+    id: str
+    name: str
+    measures: str
+    scale: float = Field(default=100.0, gt=0, le=1e6)   # the best possible score
+    higher_is_better: bool = True
+    source: str
+
+    _src = field_validator("source")(_check_source)
+
+    @field_validator("id")
+    @classmethod
+    def _id_form(cls, value: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9.+_-]*$", value):
+            raise ValueError(f"'{value}' is not a lowercase benchmark id")
+        return value
 
 
 class Tier(Strict):

@@ -64,7 +64,8 @@ class Policy(_Strict):
     model_path: str | None = Field(default=None, description="local config.json or model folder")
     model_uri: str | None = Field(default=None, description="models:/NAME/VERSION or models:/NAME@ALIAS")
     task: str | None = None
-    format: Literal["fp32", "bf16", "fp16", "int8", "int4"] | None = None
+    format: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$",
+                               description="format id (catalog/formats.yaml)")
     request: RequestPolicy = Field(default_factory=RequestPolicy)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     license: list[str] | None = Field(default=None, description="allow-list of licence ids")

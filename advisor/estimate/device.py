@@ -11,7 +11,7 @@ from typing import Literal
 
 from advisor.catalog.schema import HardwareTarget
 from advisor.errors import UsageError
-from advisor.estimate.runtime import RuntimeProfile
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.hardware.schema import HardwareProfile
 
 

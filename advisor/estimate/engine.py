@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from advisor.catalog.schema import ALL_FORMATS, FormatSpec, HardwareTarget, ModelEntry
+from advisor.catalog.schema import FormatSpec, HardwareTarget, ModelEntry
 from advisor.errors import UsageError
 from advisor.estimate import device as devmod
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.latency import Rates, calibrated_rates, latency_estimate, spec_rates
 from advisor.estimate.memory import (KV_FORMAT_BYTES, DeviceShare, MemoryBreakdown, device_share,
                                      kv_cache_bytes, kv_element_bytes, memory_breakdown)
-from advisor.estimate.runtime import RuntimeProfile
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.estimate.schema import Estimate, LatencyMeasurement, MeasuredRates, MemoryEstimate
 
 DEFAULT_PROMPT_TOKENS = 512   # a typical chat/RAG prompt
@@ -35,13 +35,15 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.2f} GB"
 
 
-def validate_request(entry: ModelEntry, req: Request, runtime: str) -> None:
+def validate_request(entry: ModelEntry, req: Request, runtime: str, known_formats=None) -> None:
     for name, value in (("batch", req.batch), ("prompt tokens", req.prompt), ("new tokens", req.new),
                         ("gpus", req.gpus)):
         if not isinstance(value, int) or value <= 0:
             raise UsageError(f"{name} must be a positive integer, got {value!r}")
-    if req.fmt not in ALL_FORMATS:
-        raise UsageError(f"unknown format '{req.fmt}'", hint=f"choose one of: {', '.join(ALL_FORMATS)}")
+    if known_formats is not None and req.fmt not in known_formats:
+        from advisor.errors import unknown_id
+
+        raise unknown_id("format", req.fmt, list(known_formats))
     if req.fmt not in entry.offered_formats():
         raise UsageError(f"{entry.id} is not offered in {req.fmt}",
                          hint=f"offered: {', '.join(entry.offered_formats())}")
@@ -244,7 +246,7 @@ def estimate(model: str | ModelEntry, *, target: str = "local", format: str = "b
     catalog = get_catalog(tuple(catalog_paths))
     entry = model if isinstance(model, ModelEntry) else catalog.model(model)
     req = Request(fmt=format, kv_format=kv_format, batch=batch, prompt=prompt_tokens, new=new_tokens, gpus=gpus)
-    validate_request(entry, req, runtime)
+    validate_request(entry, req, runtime, catalog.formats)
     if runtime not in catalog.runtimes:
         raise UsageError(f"no runtime profile '{runtime}' in the catalog", hint="catalog/runtimes.yaml defines them")
     rt = catalog.runtimes[runtime]

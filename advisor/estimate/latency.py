@@ -16,7 +16,7 @@ from advisor.estimate.device import DeviceSpec
 from advisor.estimate.flops import (decode_step_bytes, decode_step_flops, prefill_activation_traffic,
                                    prefill_flops)
 from advisor.estimate.memory import activation_bytes, kv_cache_bytes
-from advisor.estimate.runtime import RuntimeProfile
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.estimate.schema import LatencyEstimate, LatencyMeasurement, MeasuredRates
 
 

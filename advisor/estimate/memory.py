@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from advisor.catalog.params import param_breakdown
 from advisor.catalog.schema import Architecture
-from advisor.estimate.runtime import QuantSettings, RuntimeProfile
+from advisor.catalog.runtimes import QuantSettings, RuntimeProfile
 
 KV_FORMAT_BYTES = {"fp16": 2, "fp8": 1}
 

@@ -155,6 +155,11 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
     cat = get_catalog(catalog_paths)
     profile = cat.task(task)
     k = _constraints(constraints, constraint_kwargs)
+    for f in k.formats or ():
+        if f not in cat.formats:
+            from advisor.errors import unknown_id
+
+            raise unknown_id("format", f, list(cat.formats))
     shape = RequestShape(prompt_tokens=prompt_tokens or profile.prompt_tokens,
                          new_tokens=new_tokens or profile.new_tokens, batch=batch or profile.batch)
     budget_ms = k.max_latency_ms or profile.latency_budget_ms

@@ -22,7 +22,7 @@ class Constraints(BaseModel):
     memory_headroom: float = Field(default=0.10, ge=0, lt=1, description="fraction of device memory kept free")
     license: list[str] | None = None              # allow-list
     min_quality: float | None = Field(default=None, ge=0, le=100)
-    formats: list[Literal["fp32", "bf16", "fp16", "int8", "int4"]] | None = None
+    formats: list[str] | None = None               # format ids (catalog/formats.yaml)
     max_params: float | None = Field(default=None, gt=0)
     gpu_hour_cost: float | None = Field(default=None, ge=0, description="USD per device-hour")
 
