@@ -235,17 +235,37 @@ class ModelEntry(Strict):
         return self.official_formats()
 
 
+class Interconnect(Strict):
+    """How the GPUs of one node talk to each other (tensor-parallel all-reduce runs over it)."""
+
+    kind: Literal["nvlink", "pcie", "infinity-fabric", "none"]
+    bandwidth_gbs: float = Field(gt=0, le=1e7)   # per GPU, as the datasheet prints it (both directions)
+    generation: str | None = None               # "NVLink 4", "PCIe 4.0 x16"
+    source: str
+
+    _src = field_validator("source")(_check_source)
+
+
 class HardwareTarget(Strict):
     id: str
     name: str
     kind: Literal["gpu", "cpu"]
-    memory_gb: float = Field(gt=0, le=1e7)
+    memory_gb: float = Field(gt=0, le=1e7)       # the marketing size, for display
+    # What the driver reports (NVML memory total, or vLLM's total_gpu_memory line), in bytes.
+    memory_bytes: int | None = Field(default=None, gt=0, le=10**15)
+    memory_source: str | None = None
     memory_bandwidth_gbs: float = Field(gt=0, le=1e7)
-    peak_tflops: dict[Literal["fp32", "fp16", "bf16", "int8", "int4"], float]
+    peak_tflops: dict[Literal["fp32", "fp16", "bf16", "fp8", "int8", "fp4", "int4"], float]
     tdp_w: float | None = Field(default=None, gt=0, le=1e7)
-    gpus: int = Field(default=1, ge=1, le=1024)
-    price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e7)
+    gpus: int = Field(default=1, ge=1, le=1024)          # devices the target has by default
+    gpus_per_node: int | None = Field(default=None, ge=1, le=1024)  # most devices one node holds
+    interconnect: Interconnect | None = None
+    # An instance target (a cloud machine rented by name) points at the device target of its GPUs.
+    device: str | None = None
+    price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e7)   # per GPU-hour
     price_source: str | None = None
+    price_region: str | None = None
+    price_date: str | None = None
     source: str
     notes: str | None = None
 
@@ -263,7 +283,16 @@ class HardwareTarget(Strict):
     def _price_sourced(self):
         if self.price_per_hour_usd is not None and not self.price_source:
             raise ValueError("price_per_hour_usd needs a price_source")
+        if self.memory_bytes is not None and not self.memory_source:
+            raise ValueError("memory_bytes needs a memory_source")
+        if self.gpus_per_node is not None and self.gpus > self.gpus_per_node:
+            raise ValueError(f"gpus ({self.gpus}) exceeds gpus_per_node ({self.gpus_per_node})")
         return self
+
+    @property
+    def max_gpus(self) -> int:
+        """The most devices a deployment on this target may use (one node)."""
+        return max(self.gpus, self.gpus_per_node or 1)
 
 
 class QualityProxy(Strict):
