@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 
 from advisor.catalog.hfconfig import architecture_from_path
 from advisor.catalog.params import derived_params
-from advisor.catalog.schema import BenchmarkSpec, FormatSpec, HardwareTarget, ModelEntry, TaskProfile, Tier
+from advisor.catalog.schema import (BenchmarkSpec, FormatSpec, HardwareTarget, LicenceSpec, ModelEntry,
+                                   TaskProfile, Tier)
 from advisor.catalog.runtimes import RuntimeProfile
 from advisor.errors import CatalogError, unknown_id
 from advisor.yamlio import line_of, load_yaml, strip_lines
@@ -30,6 +31,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "tiers": Tier,
     "runtimes": RuntimeProfile,
     "benchmarks": BenchmarkSpec,
+    "licenses": LicenceSpec,
 }
 _FILE_KEYS = set(SECTIONS) | {"catalog_version", "description"}
 
@@ -95,6 +97,7 @@ class Catalog:
     tiers: dict[str, Tier] = field(default_factory=dict)
     runtimes: dict[str, RuntimeProfile] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
+    licenses: dict[str, LicenceSpec] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
@@ -222,9 +225,9 @@ def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list
                     f"{derived:,} derived from its architecture by {100 * (derived - stated) / stated:+.1f}%")
 
 
-def _check_references(cat: Catalog, problems: list[Problem]) -> None:
+def _check_references(cat: Catalog, problems: list[Problem], warns: list[str]) -> None:
     """Ids that one entry names and another file defines: formats and benchmarks."""
-    if not cat.benchmarks and not cat.formats:
+    if not cat.benchmarks and not cat.formats and not cat.licenses:
         return  # a catalog without the vocabularies (a user file validated on its own) cannot be checked
     for m in cat.models.values():
         where = cat.origin.get(m.id, "catalog")
@@ -238,6 +241,16 @@ def _check_references(cat: Catalog, problems: list[Problem]) -> None:
                 if b.name not in cat.benchmarks:
                     problems.append(Problem(where, None, m.id, "benchmarks",
                                             f"unknown benchmark '{b.name}'" + _hint(b.name, list(cat.benchmarks))))
+    if cat.licenses:
+        from advisor.rules.licences import canonical
+
+        for m in cat.models.values():
+            if canonical(m.license, cat.licenses) != m.license:
+                # a team's own models may carry their own licence ids: a warning, not an error
+                known = canonical(m.license, cat.licenses)
+                warns.append(f"{cat.origin.get(m.id, 'catalog')}: entry '{m.id}': licence '{m.license}' is not an id "
+                             "of catalog/licenses.yaml" + (f" (write '{known}')" if known
+                                                           else _hint(m.license, list(cat.licenses))))
     if cat.benchmarks:
         for t in cat.tasks.values():
             for name in t.quality_proxy.weights:
@@ -300,7 +313,7 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
     for m in cat.models.values():
         for alias in m.aliases:
             cat.aliases[alias.lower()] = m.id
-    _check_references(cat, problems)
+    _check_references(cat, problems, warns)
     if strict and problems:
         more = f" (and {len(problems) - 1} more; run 'advisor catalog validate')" if len(problems) > 1 else ""
         raise CatalogError(f"{problems[0]}{more}")

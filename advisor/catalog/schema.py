@@ -367,10 +367,25 @@ class BenchmarkSpec(Strict):
         return value
 
 
+class LicenceSpec(Strict):
+    """A licence id models may name, with the spellings users type for it (SPDX id, "Apache 2.0")."""
+
+    id: str
+    name: str
+    spdx: str | None = None
+    aliases: list[str] = Field(default_factory=list)
+    source: str
+
+    _src = field_validator("source")(_check_source)
+
+
 class Tier(Strict):
     id: str
     min_params: float | None = Field(default=None, ge=0, le=1e15)
     max_params: float | None = Field(default=None, gt=0, le=1e15)
+    # Prefer this tier's best over the best of smaller tiers only when its quality proxy is at least
+    # this many points higher (a smaller model is cheaper and faster at equal quality).
+    min_quality_gain: float = Field(default=0.0, ge=0, le=100)
     description: str
 
     def contains(self, params: int) -> bool:

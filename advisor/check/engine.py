@@ -44,7 +44,7 @@ def check(model: str | None = None, *, policy: Policy | dict | str | Path | None
           max_latency_ms: float | None = None, max_ttft_ms: float | None = None,
           min_tokens_per_s: float | None = None, memory_headroom: float | None = None,
           license: list[str] | tuple[str, ...] | None = None, min_quality: float | None = None,
-          require_known: tuple[str, ...] = (), probe: bool | None = None,
+          max_params: float | None = None, require_known: tuple[str, ...] = (), probe: bool | None = None,
           catalog_paths: tuple[str, ...] | list[str] = (), tracking_uri: str | None = None) -> CheckReport:
     """Check one model against a policy on one or more targets; arguments override the policy.
 
@@ -55,7 +55,8 @@ def check(model: str | None = None, *, policy: Policy | dict | str | Path | None
         policy, model=model, model_path=model_path, model_uri=model_uri, task=task, format=format,
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch, max_latency_ms=max_latency_ms,
         max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s, memory_headroom=memory_headroom,
-        license=list(license) if license else None, min_quality=min_quality, require_known=tuple(require_known), probe=probe,
+        license=list(license) if license else None, min_quality=min_quality, max_params=max_params,
+        require_known=tuple(require_known), probe=probe,
         targets=tuple(targets), catalog=tuple(catalog_paths), tracking_uri=tracking_uri)
     return run_policy(effective)
 
@@ -115,25 +116,34 @@ def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, 
                   new_tokens: int, batch: int) -> TargetResult:
     from advisor.check import rules
     from advisor.estimate.engine import estimate
+    from advisor.rules.limits import Limits
+    from advisor.rules.resolve import resolve_rules
 
     thresholds = policy.effective_thresholds(target)
+    ruleset = resolve_rules(Limits(**thresholds), catalog=catalog, task=task_profile, license=policy.license,
+                            require_known=set(policy.require_known))
     gpus = policy.gpus_for(target) or (1 if target == LOCAL else catalog.target(target).gpus)
     est = estimate(resolved.estimate_model, target=target, format=fmt, batch=batch, prompt_tokens=prompt_tokens,
                    new_tokens=new_tokens, gpus=gpus, catalog_paths=tuple(policy.catalog),
                    probe=policy.probe if target == LOCAL else False)  # named targets never import torch
-    checks = rules.memory_rules(est, target, thresholds["memory_headroom"])
-    checks += rules.latency_rules(est, target, thresholds)
-    if policy.license is not None:
-        checks.append(rules.license_rule(resolved.catalog_entry, target, policy.license,
-                                         "license" in policy.require_known))
-    if thresholds.get("min_quality") is not None:
-        checks.append(rules.quality_rule(resolved.catalog_entry, target, task_profile, fmt, catalog,
-                                         thresholds["min_quality"], "quality" in policy.require_known))
+    entry = resolved.catalog_entry
+    quality, detail = None, ""
+    if entry is not None and task_profile is not None:
+        from advisor.recommend.quality import quality_score
+
+        q = quality_score(entry, task_profile, fmt, catalog)
+        quality, detail = q.score, ", ".join(q.used)
+    checks = rules.check_results(est, target, ruleset, entry, quality, catalog.licenses, quality_detail=detail,
+                                 params_total=resolved.source.params_total)
     figures = {"memory_gb": est.memory.per_device_bytes / 1e9, "memory_available_gb": est.memory.available_bytes / 1e9,
                "e2e_p95_ms": est.latency.e2e_p95_ms, "ttft_ms": est.latency.ttft_ms,
                "tokens_per_s": est.latency.tokens_per_s}
-    figures.update({"quality": c.value for c in checks if c.name == "quality" and isinstance(c.value, float)})
+    if quality is not None:
+        figures["quality"] = quality
     name = "this machine" if target == LOCAL else catalog.target(target).name
+    notes = list(est.notes)
+    if ruleset.latency_note:
+        notes.append(f"latency budget{ruleset.latency_note}: {ruleset.limits.max_latency_ms:g} ms end-to-end p95")
     return TargetResult(target=target, target_name=name, status="fail" if any(c.status == "fail" for c in checks)
                         else "pass", memory_basis=est.memory.basis, latency_basis=est.latency.basis,
-                        figures={k: round(v, 4) for k, v in figures.items()}, checks=checks, notes=list(est.notes))
+                        figures={k: round(v, 4) for k, v in figures.items()}, checks=checks, notes=notes)

@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from advisor.errors import CatalogError, did_you_mean
+from advisor.rules.limits import DEFAULT_HEADROOM, LIMIT_KEYS, Limits
 from advisor.yamlio import line_of, load_yaml, strip_lines
 
-THRESHOLD_KEYS = ("max_latency_ms", "max_ttft_ms", "min_tokens_per_s", "memory_headroom", "min_quality")
-DEFAULT_HEADROOM = 0.10
+THRESHOLD_KEYS = LIMIT_KEYS
 DEFAULT_FORMAT = "bf16"
 # Request shape when neither the policy, the flags nor a task give one (the estimator's defaults).
 DEFAULT_PROMPT_TOKENS = 512
@@ -26,13 +26,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-class Thresholds(_Strict):
-    max_latency_ms: float | None = Field(default=None, gt=0, description="end-to-end p95 budget")
-    max_ttft_ms: float | None = Field(default=None, gt=0)
-    min_tokens_per_s: float | None = Field(default=None, gt=0)
-    memory_headroom: float | None = Field(default=None, ge=0, lt=1,
-                                          description="fraction of device memory kept free (default 0.10)")
-    min_quality: float | None = Field(default=None, ge=0, le=100, description="task quality proxy, 0-100")
+class Thresholds(Limits):
+    """The numeric limits of advisor.rules.limits (one definition for check, recommend and config files)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
 class TargetPolicy(Thresholds):

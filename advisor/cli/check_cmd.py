@@ -77,7 +77,8 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--explain", is_flag=True, help="Print the effective policy (YAML) and exit 0 without checking.")
 @catalog_option
 def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_tokens, new_tokens, batch,
-          max_latency_ms, max_ttft_ms, min_tokens_per_s, memory_headroom, licenses, min_quality, require_known,
+          max_latency_ms, max_ttft_ms, min_tokens_per_s, min_quality, max_params, memory_headroom, licenses,
+          require_known,
           junit_path, as_json, markdown_path, no_probe, no_mlflow, tracking_uri, experiment, set_alias_on_pass,
           explain, catalog_paths):
     """Gate a model before deployment: does it fit and meet the budgets on the targets?
@@ -106,6 +107,7 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_
                       task=task, format=fmt, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                       max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                       memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
+                      max_params=max_params,
                       require_known=require_known, probe=False if no_probe else None,
                       catalog=catalog_paths, mlflow=False if no_mlflow else None, tracking_uri=tracking_uri,
                       experiment=experiment, set_alias_on_pass=set_alias_on_pass)

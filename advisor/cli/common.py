@@ -14,19 +14,49 @@ catalog_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
+def parse_params(value: str | None) -> float | None:
+    """Accept 8e9, 8000000000, 8b, 8B, 500m for a parameter count."""
+    if value is None:
+        return None
+    from advisor.errors import UsageError
+
+    v = value.strip().lower()
+    mult = {"b": 1e9, "m": 1e6, "k": 1e3}.get(v[-1:], 1.0)
+    try:
+        n = float(v[:-1] if v[-1:] in "bmk" else v) * mult
+    except ValueError:
+        raise UsageError(f"--max-params '{value}' is not a number (examples: 8e9, 8b, 500m)") from None
+    if not n > 0:
+        raise UsageError(f"--max-params must be positive, got '{value}'")
+    return n
+
+
+class _ParamCount(click.ParamType):
+    name = "N"
+
+    def convert(self, value, param, ctx):
+        return value if isinstance(value, float) else parse_params(value)
+
+
 def threshold_options(func):
-    """The deployment limits shared by `recommend` and `check` (same names as Constraints)."""
-    options = [
-        click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True),
-                     help="End-to-end p95 budget in ms."),
-        click.option("--max-ttft-ms", type=click.FloatRange(min=0, min_open=True), help="Time-to-first-token limit in ms."),
-        click.option("--min-tokens-per-s", type=click.FloatRange(min=0, min_open=True),
-                     help="Minimum generated tokens per second."),
+    """The deployment limits shared by `recommend` and `check`, generated from the rule table
+    (advisor.rules.table): one option per limit, named after its Limits field."""
+    from advisor.rules.table import THRESHOLD_RULES
+
+    options = []
+    for rule in THRESHOLD_RULES:
+        if rule.key == "max_params":
+            kind = _ParamCount()
+        elif rule.key == "min_quality":
+            kind = click.FloatRange(0, 100)
+        else:
+            kind = click.FloatRange(min=0, min_open=True)
+        options.append(click.option(rule.option_name, rule.key, type=kind, help=rule.cli_help))
+    options += [
         click.option("--memory-headroom", type=click.FloatRange(0, 1, max_open=True), metavar="P",
                      help="Fraction of device memory kept free (default 0.10)."),
         click.option("--license", "licenses", multiple=True, metavar="ID",
-                     help="Allowed licence id; repeatable or comma-separated."),
-        click.option("--min-quality", type=click.FloatRange(0, 100), help="Minimum task quality PROXY (0-100)."),
+                     help="Allowed licence id (any spelling: Apache-2.0, apache 2.0); repeatable or comma-separated."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -8,18 +8,6 @@ from advisor.cli.common import catalog_option, console, info, json_option, print
 from advisor.errors import EXIT_FAILED, EXIT_INFRA, UsageError
 
 
-def _params(value: str | None) -> float | None:
-    """Accept 8e9, 8000000000, 8b, 8B, 500m."""
-    if value is None:
-        return None
-    v = value.strip().lower()
-    mult = {"b": 1e9, "m": 1e6, "k": 1e3}.get(v[-1:], 1.0)
-    try:
-        return float(v[:-1] if v[-1:] in "bmk" else v) * mult
-    except ValueError:
-        raise UsageError(f"--max-params '{value}' is not a number (examples: 8e9, 8b, 500m)") from None
-
-
 def _list(values: tuple[str, ...]) -> list[str] | None:
     out = [x.strip() for v in values for x in v.split(",") if x.strip()]
     return out or None
@@ -33,8 +21,8 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--new-tokens", type=click.IntRange(1, 10_000_000), help="Override the task's typical output length.")
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Concurrent sequences per request.")
 @threshold_options
-@click.option("--formats", "formats", multiple=True, metavar="F", help="Allowed formats: fp32,bf16,fp16,int8,int4.")
-@click.option("--max-params", help="Largest model to consider (e.g. 8e9 or 8b).")
+@click.option("--formats", "formats", multiple=True, metavar="F",
+              help="Allowed format ids (catalog/formats.yaml), e.g. bf16,int8,int4; repeatable or comma-separated.")
 @click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
 @click.option("--runtime", type=click.Choice(["transformers", "vllm"]), help="Serving runtime to model [transformers].")
 @click.option("--config", "config_path", type=click.Path(), help="YAML with the same keys as these options.")
@@ -51,7 +39,7 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--tracking-uri", help="MLflow tracking URI [MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")
 @click.option("--experiment", help="MLflow experiment [model-advisor].")
 def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
-              memory_headroom, licenses, min_quality, formats, max_params, gpu_hour_cost, runtime, config_path,
+              min_quality, max_params, memory_headroom, licenses, formats, gpu_hour_cost, runtime, config_path,
               catalog_paths, user_models_only, no_probe, budget_s, refresh, as_json, markdown_path, plot_path, show_all, no_mlflow,
               tracking_uri, experiment):
     """Recommend the small or large model for a task, on this machine or named targets.
@@ -70,7 +58,7 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     cfg = load_config(config_path) if config_path else RecommendConfig()
     flags = dict(max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                  memory_headroom=memory_headroom, license=_list(licenses), min_quality=min_quality,
-                 formats=_list(formats), max_params=_params(max_params), gpu_hour_cost=gpu_hour_cost)
+                 formats=_list(formats), max_params=max_params, gpu_hour_cost=gpu_hour_cost)
     constraints = {k: v for k, v in cfg.model_dump().items()
                    if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime") and v is not None}
     task = task or cfg.task
@@ -192,12 +180,14 @@ def _show(rec, show_all: bool) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from advisor.recommend.constraints import gb, secs
+    from advisor.rules.table import gb, secs
 
     out = console()
     for t in rec.targets:
         cands = [c for c in rec.candidates if c.target == t.target]
-        cands.sort(key=lambda c: (not c.passed, -(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.key))
+        from advisor.recommend.select import rank_key
+
+        cands.sort(key=lambda c: (not c.passed, rank_key(c)))
         if show_all:
             shown = cands
         else:
@@ -229,8 +219,8 @@ def _show(rec, show_all: bool) -> None:
             if mark:
                 result = f"[bold]{mark}[/bold] " + result
             table.add_row(c.model, c.format, c.tier, "unscored" if c.quality is None else f"{c.quality:.1f}",
-                          gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms), f"{c.tokens_per_s:.1f}",
-                          c.latency_basis, "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
+                          gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
+                          "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}", c.latency_basis or "-", "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
         out.print(table)
         if not show_all and len(cands) > len(shown):
             out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
 from pydantic import ConfigDict, Field, ValidationError
 
 from advisor.errors import CatalogError
@@ -20,7 +18,7 @@ class RecommendConfig(Constraints):
     prompt_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     new_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     batch: int | None = Field(default=None, gt=0, le=100_000)
-    runtime: Literal["transformers", "vllm"] | None = None
+    runtime: str | None = None
 
 
 def load_config(path: str | Path) -> RecommendConfig:

@@ -36,7 +36,7 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
     from matplotlib.ticker import FuncFormatter
 
     t = next((x for x in rec.targets if x.target == target), rec.targets[0])
-    cands = distinct_figures([c for c in rec.candidates if c.target == t.target and c.quality is not None and c.e2e_p95_ms > 0])
+    cands = distinct_figures([c for c in rec.candidates if c.target == t.target and c.quality is not None and (c.e2e_p95_ms or 0) > 0])
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
     max_mem = max((c.memory_bytes for c in cands), default=1) or 1
     size = lambda c: 30 + 500 * c.memory_bytes / max_mem  # noqa: E731

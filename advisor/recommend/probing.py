@@ -192,7 +192,7 @@ class LocalProbes:
         if lat.joules_per_token is not None:
             fig["energy_kwh_per_mtok"] = lat.joules_per_token * 1e6 / 3.6e6
         fails = failfn(Candidate(**fig))
-        fig.update(passed=not fails, reasons=[f[1] for f in fails], binding=[f[0] for f in fails])
+        fig.update(passed=not fails, reasons=[r.message for r in fails], binding=[r.rule for r in fails])
         return Candidate(**fig)
 
     def used(self) -> list[dict]:

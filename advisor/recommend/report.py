@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from advisor.recommend.constraints import gb, secs
 from advisor.recommend.schema import Candidate, Recommendation
+from advisor.recommend.select import rank_key
+from advisor.rules.table import gb, secs
 
 
 def _q(c: Candidate) -> str:
     return "unscored" if c.quality is None else f"{c.quality:.1f}"
 
 
+def _tps(c: Candidate) -> str:
+    return "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}"
+
+
 def _row(c: Candidate) -> str:
     status = "pass" if c.passed else "; ".join(c.reasons)
     return (f"| {c.model} | {c.format} | {c.tier} | {_q(c)} | {gb(c.memory_bytes)} | {secs(c.ttft_ms)} | "
-            f"{secs(c.e2e_p95_ms)} | {c.tokens_per_s:.1f} | {c.latency_basis} | "
+            f"{secs(c.e2e_p95_ms)} | {_tps(c)} | {c.latency_basis or '-'} | "
             f"{'-' if c.cost_per_mtok_usd is None else f'${c.cost_per_mtok_usd:.2f}'} | "
             f"{'yes' if c.on_frontier else ''} | {status} |")
 
@@ -27,7 +32,7 @@ def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
         for label, c in (("Pick", t.pick), ("Best small", t.small), ("Best large", t.large)):
             if c is not None:
                 lines.append(f"- {label}: {c.model} ({c.format}), quality proxy {_q(c)}, p95 {secs(c.e2e_p95_ms)}, "
-                             f"{gb(c.memory_bytes)}, {c.tokens_per_s:.1f} tokens/s, latency basis {c.latency_basis}")
+                             f"{gb(c.memory_bytes)}, {_tps(c)} tokens/s, latency basis {c.latency_basis}")
         if t.what_it_would_take:
             lines += ["", "What it would take to run the best large model:"] + [f"- {w}" for w in t.what_it_would_take]
         if t.status == "no-candidate":
@@ -36,7 +41,7 @@ def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
         lines += ["", "| model | format | tier | quality* | memory | TTFT | p95 e2e | tok/s | basis | $/Mtok | frontier | result |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cands = [c for c in rec.candidates if c.target == t.target]
-        cands.sort(key=lambda c: (not c.passed, -(c.quality or -1), c.e2e_p95_ms, c.key))
+        cands.sort(key=lambda c: (not c.passed, rank_key(c)))
         lines += [_row(c) for c in cands[: max_rejected]]
         lines.append("")
     g = rec.generation

@@ -7,23 +7,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from advisor.estimate.schema import Basis
+from advisor.rules.limits import Limits
 
 RECOMMENDATION_SCHEMA_VERSION = 1
 
 
-class Constraints(BaseModel):
-    """What the user asks of a deployment. The same keys are accepted from --config advisor.yaml."""
+class Constraints(Limits):
+    """What the user asks of a deployment: the numeric limits (advisor.rules.limits) plus allow-lists.
+    The same keys are accepted from --config advisor.yaml."""
 
     model_config = {"extra": "forbid"}
 
-    max_latency_ms: float | None = Field(default=None, gt=0, description="end-to-end p95 budget")
-    max_ttft_ms: float | None = Field(default=None, gt=0)
-    min_tokens_per_s: float | None = Field(default=None, gt=0)
-    memory_headroom: float = Field(default=0.10, ge=0, lt=1, description="fraction of device memory kept free")
-    license: list[str] | None = None              # allow-list
-    min_quality: float | None = Field(default=None, ge=0, le=100)
-    formats: list[str] | None = None               # format ids (catalog/formats.yaml)
-    max_params: float | None = Field(default=None, gt=0)
+    license: list[str] | None = None              # allow-list (canonical ids after resolution)
+    formats: list[str] | None = None              # format ids (catalog/formats.yaml)
     gpu_hour_cost: float | None = Field(default=None, ge=0, description="USD per device-hour")
 
 
@@ -45,17 +41,18 @@ class Candidate(BaseModel):
     params_total: int
     params_active: int | None = None
     license: str
-    verdict: Literal["fits", "fits-with-offload", "does-not-fit"]
-    memory_bytes: int                            # per-device need (peak share + overhead)
-    memory_limit_bytes: int                      # device memory minus headroom
-    memory_basis: Basis
-    ttft_ms: float
-    decode_ms_per_token: float
-    e2e_p50_ms: float
-    e2e_p95_ms: float
-    tokens_per_s: float
-    latency_basis: Basis
-    latency_bound: str
+    # None: never estimated (e.g. the request is longer than the model's context); `reasons` says why.
+    verdict: Literal["fits", "fits-with-offload", "does-not-fit"] | None = None
+    memory_bytes: int | None = None              # per-device need (peak share + overhead)
+    memory_limit_bytes: int | None = None        # device memory minus headroom
+    memory_basis: Basis | None = None
+    ttft_ms: float | None = None
+    decode_ms_per_token: float | None = None
+    e2e_p50_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    tokens_per_s: float | None = None
+    latency_basis: Basis | None = None
+    latency_bound: str | None = None
     quality: float | None                        # proxy; None = unscored
     quality_base: float | None = None
     quality_format_delta: float = 0.0
@@ -67,6 +64,10 @@ class Candidate(BaseModel):
     reasons: list[str] = Field(default_factory=list)      # why rejected, with numbers
     binding: list[str] = Field(default_factory=list)      # constraint keys that rejected it
     on_frontier: bool = False
+
+    @property
+    def estimated(self) -> bool:
+        return self.e2e_p95_ms is not None and self.memory_bytes is not None
 
 
 class GenerationAdvice(BaseModel):

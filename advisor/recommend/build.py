@@ -1,0 +1,95 @@
+"""Step 2 of recommend: one candidate per model x format on a target, its figures and its rule results."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from advisor.catalog.schema import ModelEntry
+from advisor.errors import UsageError
+from advisor.recommend.quality import quality_score
+from advisor.recommend.resolve import Plan, TargetSpec
+from advisor.recommend.schema import Candidate
+from advisor.rules.table import Figures, RuleResult, evaluate, failures
+
+
+def figures_of(c: Candidate, memory_available_bytes: float | None) -> Figures:
+    return Figures(format=c.format, memory_verdict=c.verdict, memory_bytes=c.memory_bytes,
+                   memory_available_bytes=memory_available_bytes, memory_basis=c.memory_basis or "spec",
+                   e2e_p95_ms=c.e2e_p95_ms, ttft_ms=c.ttft_ms, tokens_per_s=c.tokens_per_s,
+                   latency_basis=c.latency_basis or "spec", quality=c.quality, params_total=c.params_total,
+                   license=c.license)
+
+
+def judged(c: Candidate, plan: Plan, memory_available_bytes: float | None) -> Candidate:
+    """The candidate with passed/reasons/binding from the rule table."""
+    fails = failures(evaluate(figures_of(c, memory_available_bytes), plan.rules, plan.catalog.licenses))
+    return c.model_copy(update={"passed": not fails, "reasons": [r.message for r in fails],
+                                "binding": [r.rule for r in fails]})
+
+
+def rule_failures(plan: Plan, available: dict[str, float]) -> Callable[[Candidate], list[RuleResult]]:
+    """For the probing step: the failures of a candidate whose latency was re-measured."""
+    def fn(c: Candidate) -> list[RuleResult]:
+        return failures(evaluate(figures_of(c, available.get(c.key)), plan.rules, plan.catalog.licenses))
+    return fn
+
+
+def _base(entry: ModelEntry, fmt: str, target: str, plan: Plan) -> dict:
+    q = quality_score(entry, plan.task, fmt, plan.catalog)
+    return dict(key=f"{entry.id}:{fmt}@{target}", model=entry.id, name=entry.name,
+                tier=plan.catalog.tier_of(entry.params_total), format=fmt, target=target,
+                params_total=entry.params_total, params_active=entry.params_active, license=entry.license,
+                quality=q.score, quality_base=q.base_score, quality_format_delta=q.format_delta,
+                quality_benchmarks=q.used, quality_coverage=q.coverage, passed=False)
+
+
+def from_estimate(entry: ModelEntry, fmt: str, spec: TargetSpec, est, plan: Plan) -> Candidate:
+    mem, lat = est.memory, est.latency
+    cost = None
+    if spec.price is not None and lat.tokens_per_s > 0:
+        cost = spec.price * est.gpus / (lat.tokens_per_s * 3600.0) * 1e6
+    energy = lat.joules_per_token * 1e6 / 3.6e6 if lat.joules_per_token is not None else None
+    c = Candidate(**_base(entry, fmt, spec.id, plan), verdict=mem.verdict, memory_bytes=mem.per_device_bytes,
+                  memory_limit_bytes=int(mem.available_bytes * (1.0 - plan.rules.headroom)),
+                  memory_basis=mem.basis, ttft_ms=lat.ttft_ms, decode_ms_per_token=lat.decode_ms_per_token,
+                  e2e_p50_ms=lat.e2e_ms, e2e_p95_ms=lat.e2e_p95_ms, tokens_per_s=lat.tokens_per_s,
+                  latency_basis=lat.source, latency_bound=lat.bound, cost_per_mtok_usd=cost,
+                  energy_kwh_per_mtok=energy)
+    return judged(c, plan, mem.available_bytes)
+
+
+def not_estimated(entry: ModelEntry, fmt: str, spec: TargetSpec, plan: Plan, reason: str) -> Candidate:
+    """A candidate the estimator refused (e.g. a request longer than the context): no figures, one reason."""
+    return Candidate(**{**_base(entry, fmt, spec.id, plan), "reasons": [reason], "binding": ["request"]})
+
+
+def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple[list[Candidate], dict[str, Any]]:
+    """Every model x offered format on one target: on one device, or on all of its GPUs when one is too small."""
+    from advisor.estimate.engine import estimate
+
+    cands: list[Candidate] = []
+    estimates: dict[str, Any] = {}
+    todo = [(m, f) for m in plan.models for f in m.offered_formats()]
+    for i, (entry, fmt) in enumerate(todo):
+        if progress:
+            progress(f"estimating {entry.id} {fmt} on {spec.id}", i, len(todo))
+        est = None
+        error = None
+        for gpus in sorted({1, spec.gpu_count}):
+            try:
+                est = estimate(entry.id, target=spec.id, format=fmt, batch=plan.shape.batch,
+                               prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
+                               runtime=plan.runtime, gpus=gpus, catalog_paths=tuple(plan.catalog_paths),
+                               probe=False, rates=probes.rates,
+                               measurement=probes.measurement_for(entry, fmt, plan.shape))
+            except UsageError as exc:
+                error = error or exc
+                break
+            if est.memory.verdict == "fits":
+                break
+        if est is None:
+            cands.append(not_estimated(entry, fmt, spec, plan, error.message if error else "not estimated"))
+            continue
+        estimates[f"{entry.id}:{fmt}"] = est
+        cands.append(from_estimate(entry, fmt, spec, est, plan))
+    return cands, estimates

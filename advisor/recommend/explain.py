@@ -1,0 +1,76 @@
+"""Step 4 of recommend: the sentences — verdict, what to relax, what it would take (pure)."""
+
+from __future__ import annotations
+
+from advisor.recommend.schema import Candidate, Constraints
+from advisor.rules.table import gb, secs
+
+
+def verdict(target_name: str, pick: Candidate | None, small: Candidate | None, large: Candidate | None,
+            best_large_overall: Candidate | None, budget_ms: float) -> str:
+    if pick is None:
+        return f"No model meets the constraints on {target_name}; see the closest misses and what to relax."
+    assert pick.e2e_p95_ms is not None and pick.memory_bytes is not None and pick.memory_limit_bytes is not None
+    lat = f"p95 latency is {secs(pick.e2e_p95_ms)} against a {secs(budget_ms)} budget"
+    mem = f"it needs {gb(pick.memory_bytes)} of the {gb(pick.memory_limit_bytes)} it may use"
+    if pick is large:
+        if small is not None and pick.quality is not None and small.quality is not None:
+            return (f"Use {pick.model} ({pick.format}): the best large model meets every constraint on {target_name}; "
+                    f"its quality proxy is {pick.quality - small.quality:.1f} points above the best small model, "
+                    f"{small.model}; {lat}, and {mem}.")
+        return f"Use {pick.model} ({pick.format}): it meets every constraint on {target_name}; {lat}, and {mem}."
+    if large is not None:
+        assert large.e2e_p95_ms is not None and large.memory_bytes is not None
+        gain = ((large.quality or 0) - (pick.quality or 0)) if large.quality is not None else 0.0
+        return (f"Use {pick.model} ({pick.format}): the best passing large model, {large.model}, gains only "
+                f"{gain:.1f} quality-proxy points for {large.e2e_p95_ms / max(pick.e2e_p95_ms, 1e-9):.1f}x the latency "
+                f"and {large.memory_bytes / max(pick.memory_bytes, 1):.1f}x the memory; {lat}.")
+    if best_large_overall is not None and best_large_overall.reasons:
+        drop = ""
+        if best_large_overall.quality is not None and pick.quality is not None:
+            drop = f"; the quality proxy drops {best_large_overall.quality - pick.quality:.1f} points"
+        return (f"Use {pick.model} ({pick.format}): the best large model, {best_large_overall.model}, "
+                f"{best_large_overall.reasons[0]}{drop}; {lat}.")
+    return f"Use {pick.model} ({pick.format}): no large model is in the catalog for this task; {lat}."
+
+
+def to_relax(misses: list[Candidate], k: Constraints, headroom: float) -> list[str]:
+    """The smallest change that would let the closest miss pass."""
+    if not misses:
+        return []
+    c, tips = misses[0], []
+    for key in c.binding:
+        if key == "max_latency_ms" and c.e2e_p95_ms is not None:
+            tips.append(f"raise --max-latency-ms to at least {c.e2e_p95_ms:.0f} ({c.model} {c.format})")
+        elif key == "max_ttft_ms" and c.ttft_ms is not None:
+            tips.append(f"raise --max-ttft-ms to at least {c.ttft_ms:.0f}")
+        elif key == "min_tokens_per_s" and c.tokens_per_s is not None:
+            tips.append(f"lower --min-tokens-per-s to {c.tokens_per_s:.1f}")
+        elif key == "memory" and c.memory_bytes is not None:
+            tips.append(f"use a device with more than {gb(c.memory_bytes / (1 - headroom))}, "
+                        "a smaller format, or lower --memory-headroom")
+        elif key == "min_quality" and c.quality is not None:
+            tips.append(f"lower --min-quality to {c.quality:.1f}")
+        elif key == "license":
+            tips.append(f"allow licence {c.license}")
+        elif key == "formats":
+            tips.append(f"allow format {c.format}")
+        elif key == "max_params":
+            tips.append(f"raise --max-params to {c.params_total / 1e9:.1f}e9")
+    return tips
+
+
+def what_it_would_take(best_large: Candidate | None, est) -> list[str]:
+    if best_large is None or est is None:
+        return []
+    mem, tips = est.memory, []
+    if mem.fits_with_format and mem.fits_with_format != best_large.format:
+        tips.append(f"{best_large.model} fits in {mem.fits_with_format}")
+    if mem.fits_with_gpus:
+        tips.append(f"{best_large.model} ({best_large.format}) fits on {mem.fits_with_gpus} such GPUs (tensor parallel)")
+    if mem.fits_on_targets:
+        tips.append(f"{best_large.model} ({best_large.format}) fits on: {', '.join(mem.fits_on_targets[:5])}")
+    for r in best_large.reasons:
+        if "latency" in r or "token" in r:
+            tips.append(f"{best_large.model}: {r}")
+    return tips

@@ -1,0 +1,104 @@
+"""Step 1 of recommend: what is asked (task, request shape, rules) and what each target is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from advisor.catalog.loader import Catalog, get_catalog
+from advisor.catalog.schema import ModelEntry, TaskProfile
+from advisor.errors import UsageError
+from advisor.recommend.schema import Constraints, RequestShape
+from advisor.rules.resolve import resolve_rules
+from advisor.rules.table import RuleSet, secs
+
+# recommend never picks a model whose licence or quality is unknown.
+RECOMMEND_REQUIRES = frozenset({"license", "quality"})
+
+
+@dataclass
+class Plan:
+    catalog: Catalog
+    task: TaskProfile
+    shape: RequestShape
+    constraints: Constraints
+    rules: RuleSet
+    models: list[ModelEntry]
+    runtime: str
+    targets: list[str]
+    catalog_paths: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def budget_ms(self) -> float:
+        assert self.rules.limits.max_latency_ms is not None  # resolve_rules sets the task's default
+        return self.rules.limits.max_latency_ms
+
+
+@dataclass
+class TargetSpec:
+    id: str
+    local: bool
+    name: str
+    summary: str
+    gpu_count: int
+    price: float | None                    # USD per device-hour
+    fingerprint: str | None = None
+    hardware: dict | None = None           # the local HardwareProfile
+
+
+def constraints_from(constraints: Constraints | dict | None, overrides: dict[str, Any]) -> Constraints:
+    base = constraints.model_dump() if isinstance(constraints, Constraints) else dict(constraints or {})
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    from pydantic import ValidationError
+
+    try:
+        return Constraints.model_validate(base)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise UsageError(f"constraint '{'.'.join(str(p) for p in err['loc'])}': {err['msg']}") from None
+
+
+def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints, constraint_kwargs,
+            catalog_paths, runtime: str, user_models_only: bool) -> Plan:
+    cat = get_catalog(tuple(catalog_paths))
+    profile = cat.task(task)
+    k = constraints_from(constraints, constraint_kwargs)
+    rules = resolve_rules(k, catalog=cat, task=profile, license=k.license, formats=k.formats,
+                          require_known=RECOMMEND_REQUIRES)
+    if rules.license is not None:
+        k = k.model_copy(update={"license": rules.license})
+    shape = RequestShape(prompt_tokens=prompt_tokens or profile.prompt_tokens,
+                         new_tokens=new_tokens or profile.new_tokens, batch=batch or profile.batch)
+    if not targets:
+        raise UsageError("give at least one target")
+    notes = []
+    if k.max_latency_ms is None:
+        notes.append(f"latency budget: the {task} profile's default, {secs(profile.latency_budget_ms)} end-to-end p95")
+    notes.append(f"quality is a proxy: {profile.quality_proxy.description}")
+    models = sorted(cat.models.values(), key=lambda m: (m.params_total, m.id))
+    if user_models_only:
+        mine = set(cat.user_model_ids())
+        if not mine:
+            raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
+        models = [m for m in models if m.id in mine]
+    return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
+                runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths), notes=notes)
+
+
+def describe_target(target: str, plan: Plan) -> TargetSpec:
+    price_flag = plan.constraints.gpu_hour_cost
+    if target == "local":
+        from advisor.hardware.profile import detect_profile
+
+        prof = detect_profile(include_torch=False)  # torch backends cost seconds to import; probes say more
+        summary = (", ".join(f"{g.name} ({(g.memory_total_bytes or 0) / 2**30:.0f} GiB)" for g in prof.gpus)
+                   or f"CPU only: {prof.cpu.model_name or 'unknown CPU'}, "
+                      f"{(prof.cpu.ram_total_bytes or 0) / 2**30:.0f} GiB RAM")
+        return TargetSpec(id=target, local=True, name="this machine", summary=summary,
+                          gpu_count=max(prof.gpu_count, 1), price=price_flag, fingerprint=prof.fingerprint,
+                          hardware=prof.model_dump())
+    hw = plan.catalog.target(target)
+    return TargetSpec(id=target, local=False, name=hw.name, summary=f"{hw.gpus} x {hw.name} ({hw.memory_gb:g} GB)",
+                      gpu_count=hw.gpus if hw.kind == "gpu" else 1,
+                      price=price_flag if price_flag is not None else hw.price_per_hour_usd)
