@@ -1,29 +1,30 @@
 """model-advisor: which language model to deploy on the hardware you have.
 
-The Python API mirrors the CLI; heavy modules load on first use.
+The Python API (advisor/api.py) mirrors the CLI; heavy modules load on first use.
 """
 
 from __future__ import annotations
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
-# estimate, recommend and check are subpackages whose modules are callable (advisor._callable).
-_API = {
-    "estimate": ("advisor.estimate", None),
-    "recommend": ("advisor.recommend", None),
-    "check": ("advisor.check", None),
-    "profile": ("advisor.hardware.profile", "detect_profile"),
-    "get_catalog": ("advisor.catalog.loader", "get_catalog"),
-}
+from advisor.api import check, estimate, get_catalog, profile, recommend  # noqa: E402
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "check", "estimate", "get_catalog", "profile", "recommend"]
+
+_API_NAMES = frozenset({"check", "estimate", "recommend"})
 
 
-def __getattr__(name: str):
-    if name in _API:
-        import importlib
+class _Package(types.ModuleType):  # noqa: D101
+    """`import advisor.estimate.engine` binds the subpackage to `advisor.estimate`, which would replace
+    the API function of the same name; the functions stay (the subpackages live on in sys.modules)."""
 
-        module, attr = _API[name]
-        mod = importlib.import_module(module)
-        return mod if attr is None else getattr(mod, attr)
-    raise AttributeError(f"module 'advisor' has no attribute {name!r}")
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _API_NAMES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,13 +1,21 @@
-"""Safe YAML reading with line numbers for error messages. Only yaml.safe_load semantics."""
+"""Safe YAML reading into pydantic models, with `file:line: field` errors. Only yaml.safe_load semantics.
+
+One reader for every YAML file a user writes (catalog files, check policies, recommend --config):
+the same alias-bomb limit, nesting guard and error rendering everywhere.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from advisor.errors import CatalogError
+from advisor.errors import CatalogError, did_you_mean
+
+M = TypeVar("M", bound=BaseModel)
 
 
 # libyaml's parser when PyYAML was built with it (several times faster); the constructors stay safe.
@@ -49,7 +57,7 @@ def strip_lines(obj: Any) -> Any:
     def walk(o: Any) -> Any:
         budget[0] -= 1
         if budget[0] < 0:
-            raise CatalogError(f"document expands to more than {MAX_VALUES:,} values (YAML alias bomb?)")
+            raise CatalogError(f"document expands to more than {MAX_VALUES:,} values (YAML aliases expanding?)")
         if isinstance(o, dict):
             return {k: walk(v) for k, v in o.items() if k != "__lines__"}
         if isinstance(o, list):
@@ -108,3 +116,81 @@ def line_of(raw: Any, loc: tuple) -> int | None:
         else:
             break
     return line
+
+
+@dataclass(frozen=True)
+class FieldError:
+    line: int | None
+    field: str | None          # dotted location, e.g. "thresholds.max_latency_ms"
+    message: str
+    hint: str | None = None    # "did you mean: ...?" for an unknown key
+
+
+def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names valid at the place an unknown key was found (for 'did you mean')."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        info = model.model_fields.get(str(part))
+        ann = getattr(info, "annotation", None)
+        inner = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type)
+                      and issubclass(a, BaseModel)), None)
+        if inner is not None:
+            model = inner
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    return list(model.model_fields)
+
+
+def field_errors(exc: ValidationError, raw: Any, model: type[BaseModel]) -> list[FieldError]:
+    """Every validation error with the line the YAML had for it; rendering never recurses into the input."""
+    out = []
+    for err in exc.errors(include_input=False):
+        loc = tuple(err["loc"])
+        hint = None
+        if err["type"] == "extra_forbidden" and loc:
+            hint = did_you_mean(str(loc[-1]), _field_names(model, loc))
+        out.append(FieldError(line_of(raw, loc), ".".join(str(p) for p in loc) or None,
+                              err["msg"].removeprefix("Value error, "), hint))
+    return out
+
+
+def read_mapping(path: Path | str, *, what: str) -> dict:
+    """A YAML file that must hold one mapping (empty file = {}), with key lines and the value limit checked."""
+    path = Path(path)
+    raw = load_yaml(path, with_lines=True)
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise CatalogError(f"{path}: expected a mapping ({what})")
+    return raw
+
+
+def validate(raw: Any, model: type[M], path: Path | str, *, what: str) -> M:
+    """raw (read with lines) -> model; the first error as 'file:line: field 'a.b': message (and N more)'."""
+    try:
+        plain = strip_lines(raw)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc.message}: not {what}") from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be {what}") from None
+    try:
+        return model.model_validate(plain)
+    except ValidationError as exc:
+        try:  # rendering the errors walks the input, which can itself nest too deeply
+            errors = field_errors(exc, raw, model)
+        except RecursionError:
+            raise CatalogError(f"{path}: nested too deeply to be {what}") from None
+        first = errors[0]
+        where = f"{path}:{first.line}" if first.line else str(path)
+        text = f"{where}: field '{first.field}': {first.message}" if first.field else f"{where}: {first.message}"
+        if len(errors) > 1:
+            text += f" (and {len(errors) - 1} more)"
+        raise CatalogError(text, hint=first.hint) from None
+    except RecursionError:
+        raise CatalogError(f"{path}: nested too deeply to be {what}") from None
+
+
+def load_model(path: Path | str, model: type[M], *, what: str) -> M:
+    """Read a YAML file into a pydantic model: the one entry point for policy and config files."""
+    return validate(read_mapping(path, what=what), model, path, what=what)

@@ -35,7 +35,7 @@ def test_api_arguments_override_the_policy_file():
 
 def test_api_takes_every_policy_setting():
     """A policy key without a check() argument cannot be set from Python (this caught a dropped min_quality)."""
-    params = set(inspect.signature(advisor.check.engine.check).parameters)
+    params = set(inspect.signature(advisor.check).parameters)
     wanted = set(THRESHOLD_KEYS) | set(RequestPolicy.model_fields) | (
         set(Policy.model_fields) - {"request", "thresholds", "targets", "catalog", "mlflow"})
     assert wanted <= params
@@ -58,3 +58,16 @@ def test_api_policy_as_dict_and_errors_are_usage_errors():
 def test_request_shape_comes_from_the_task_unless_given():
     report = advisor.check("gate-small", targets=["gate-gpu-24gb"], catalog_paths=CAT, task="gate-summarization")
     assert (report.prompt_tokens, report.new_tokens) == (1000, 100)
+
+
+def test_api_functions_survive_importing_their_subpackages():
+    """advisor.estimate/recommend/check are functions even after `import advisor.estimate.engine` & co."""
+    import importlib
+
+    for name in ("estimate", "recommend", "check"):
+        importlib.import_module(f"advisor.{name}.engine")
+        fn = getattr(advisor, name)
+        assert callable(fn) and not isinstance(fn, type(advisor)), name
+        real = getattr(importlib.import_module(f"advisor.{name}.engine"), name)
+        assert inspect.signature(fn) == inspect.signature(real)
+    assert advisor.estimate("qwen2.5-0.5b", target="a10g-24gb").model == "qwen2.5-0.5b"

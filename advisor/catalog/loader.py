@@ -17,7 +17,7 @@ from advisor.catalog.schema import (BenchmarkSpec, FormatSpec, HardwareTarget, L
                                    TaskProfile, Tier)
 from advisor.catalog.runtimes import RuntimeProfile
 from advisor.errors import CatalogError, unknown_id
-from advisor.yamlio import line_of, load_yaml, strip_lines
+from advisor.yamlio import field_errors, load_yaml, strip_lines
 
 ENV_CATALOG_PATH = "ADVISOR_CATALOG_PATH"
 PARAM_TOLERANCE = 0.02
@@ -186,11 +186,9 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
                 obj = model_cls.model_validate(strip_lines(raw))
             except ValidationError as exc:
                 try:  # reading the errors renders the input, which can itself recurse too deeply
-                    for err in exc.errors(include_input=False):
-                        loc = tuple(p for p in err["loc"])
-                        fld = ".".join(str(p) for p in loc) or None
-                        msg = err["msg"].removeprefix("Value error, ")
-                        problems.append(Problem(str(path), line_of(raw, loc) or line, entry_id, fld, msg))
+                    for fe in field_errors(exc, raw, model_cls):
+                        msg = fe.message + (f" ({fe.hint})" if fe.hint else "")
+                        problems.append(Problem(str(path), fe.line or line, entry_id, fe.field, msg))
                 except RecursionError:
                     problems.append(Problem(str(path), line, entry_id, None, "entry nested too deeply"))
                 continue

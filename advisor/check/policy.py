@@ -11,9 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from advisor.errors import CatalogError, did_you_mean
+from advisor.errors import CatalogError
 from advisor.rules.limits import DEFAULT_HEADROOM, LIMIT_KEYS, Limits
-from advisor.yamlio import line_of, load_yaml, strip_lines
+from advisor.yamlio import field_errors, load_model
 
 THRESHOLD_KEYS = LIMIT_KEYS
 DEFAULT_FORMAT = "bf16"
@@ -147,77 +147,23 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     raise ValueError(f"'{uri}' is not models:/NAME/VERSION or models:/NAME@ALIAS")
 
 
-def _field_names(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names valid at the place an unknown key was found (for 'did you mean')."""
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        info = model.model_fields.get(str(part))
-        ann = getattr(info, "annotation", None)
-        inner = getattr(ann, "__args__", (ann,))[0] if ann is not None else None
-        if isinstance(inner, type) and issubclass(inner, BaseModel):
-            model = inner
-        elif isinstance(ann, type) and issubclass(ann, BaseModel):
-            model = ann
-    return list(model.model_fields)
-
-
 def validation_problem(path: Path | str, raw: Any, exc: ValidationError) -> CatalogError:
-    """The first validation error as 'file:line: field 'a.b': message', plus how many more."""
-    errors = exc.errors()
-    err = errors[0]
-    loc = tuple(err["loc"])
-    line = line_of(raw, loc)
-    fld = ".".join(str(p) for p in loc)
-    msg = err["msg"].removeprefix("Value error, ")
-    hint = None
-    if err["type"] == "extra_forbidden" and loc:
-        hint = did_you_mean(str(loc[-1]), _field_names(Policy, loc))
-    where = f"{path}:{line}" if line else str(path)
-    text = f"{where}: field '{fld}': {msg}" if fld else f"{where}: {msg}"
+    """A policy given as a dict (the Python API): the first error as for a file."""
+    try:
+        errors = field_errors(exc, raw, Policy)
+    except RecursionError:
+        return CatalogError(f"{path}: nested too deeply to be a policy")
+    first = errors[0]
+    text = f"{path}: field '{first.field}': {first.message}" if first.field else f"{path}: {first.message}"
     if len(errors) > 1:
         text += f" (and {len(errors) - 1} more)"
-    return CatalogError(text, hint=hint)
-
-
-MAX_VALUES = 10_000  # a policy is a few dozen values; YAML aliases can expand a small file enormously
-
-
-def _too_big(obj: Any, limit: int = MAX_VALUES) -> bool:
-    """True when the document holds more than `limit` values once aliases are expanded."""
-    stack, seen = [obj], 0
-    while stack:
-        node = stack.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return False
+    return CatalogError(text, hint=first.hint)
 
 
 def load_policy(path: Path | str) -> Policy:
     """Read and validate a policy file; model_path and catalog paths become relative to it."""
     path = Path(path)
-    raw = load_yaml(path, with_lines=True)
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise CatalogError(f"{path}: expected a mapping (model, targets, thresholds, ...)")
-    if _too_big(raw):
-        raise CatalogError(f"{path}: more than {MAX_VALUES:,} values (YAML aliases expanding?): not a policy")
-    try:
-        policy = Policy.model_validate(strip_lines(raw))
-    except ValidationError as exc:
-        try:  # rendering the errors walks the input, which can itself nest too deeply
-            problem = validation_problem(path, raw, exc)
-        except RecursionError:
-            problem = CatalogError(f"{path}: nested too deeply to be a policy")
-        raise problem from None
-    except RecursionError:
-        raise CatalogError(f"{path}: nested too deeply to be a policy") from None
+    policy = load_model(path, Policy, what="a policy (model, targets, thresholds, ...)")
     base = path.resolve().parent
     update: dict[str, Any] = {}
     if policy.model_path and not Path(policy.model_path).is_absolute():

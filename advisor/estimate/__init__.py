@@ -1,5 +1,1 @@
-"""Estimate: `advisor.estimate(...)` calls advisor.estimate.engine.estimate."""
-
-from advisor._callable import make_module_callable
-
-make_module_callable(__name__, "advisor.estimate.engine", "estimate")
+"""Estimates of memory and latency (the API function is advisor.api.estimate)."""

@@ -1,5 +1,1 @@
-"""Recommend: `advisor.recommend(...)` calls advisor.recommend.engine.recommend."""
-
-from advisor._callable import make_module_callable
-
-make_module_callable(__name__, "advisor.recommend.engine", "recommend")
+"""Recommendations for a task (the API function is advisor.api.recommend)."""
