@@ -1,0 +1,77 @@
+"""Selection, ranking and the Pareto frontier on hand-built candidates, with hand-worked expectations."""
+
+from __future__ import annotations
+
+import pytest
+
+from advisor.recommend import pareto
+from advisor.recommend.schema import Candidate
+from advisor.recommend.select import best, choose, closest_misses, rank_key
+
+
+def cand(key, q, p95, mem, tier="small", passed=True, binding=()):
+    return Candidate(key=key, model=key, name=key, tier=tier, format="bf16", target="t", params_total=1,
+                     license="mit", verdict="fits", memory_bytes=mem, memory_limit_bytes=10**12, memory_basis="spec",
+                     ttft_ms=1.0, decode_ms_per_token=1.0, e2e_p50_ms=p95, e2e_p95_ms=p95, tokens_per_s=1.0,
+                     latency_basis="spec", latency_bound="compute", quality=q, passed=passed,
+                     binding=list(binding), reasons=[f"fails {b}" for b in binding])
+
+
+def test_frontier_by_hand():
+    # a: best quality; b: faster than a, lower quality; c: dominated by b (worse on all three);
+    # d: least memory only; e: same figures as b (neither dominates the other: both stay)
+    a = cand("a", 80, 3000, 10)
+    b = cand("b", 70, 1000, 10)
+    c = cand("c", 60, 2000, 20)
+    d = cand("d", 50, 5000, 1)
+    e = cand("e", 70, 1000, 10)
+    assert {x.key for x in pareto.frontier([a, b, c, d, e])} == {"a", "b", "d", "e"}
+
+
+def test_unscored_never_dominates_a_scored_candidate_on_quality():
+    scored = cand("s", 10, 5000, 50)
+    unscored = cand("u", None, 1, 1)            # faster and smaller, but no quality: neither dominates
+    assert {x.key for x in pareto.frontier([scored, unscored])} == {"s", "u"}
+    assert not pareto.dominates(unscored, scored) and not pareto.dominates(scored, unscored)
+
+
+def test_rank_key_orders_quality_then_latency_then_memory_then_id():
+    order = [cand("q90", 90, 9000, 90), cand("q80-fast", 80, 100, 90), cand("q80-slow-small", 80, 200, 1),
+             cand("q80-slow-big-a", 80, 200, 5), cand("q80-slow-big-b", 80, 200, 5), cand("zero", 0.0, 1, 1),
+             cand("unscored", None, 1, 1)]
+    assert [c.key for c in sorted(reversed(order), key=rank_key)] == [c.key for c in order]
+
+
+def test_a_score_of_zero_is_a_score():
+    assert best([cand("zero", 0.0, 100, 1), cand("unscored", None, 1, 1)]).key == "zero"
+
+
+@pytest.mark.parametrize("gain,small_q,large_q,expect", [
+    (2.0, 70.0, 72.0, "large"),     # exactly the gain: large
+    (2.0, 70.0, 71.9, "small"),     # just under: small
+    (0.0, 70.0, 70.0, "large"),     # no gain required: ties go large
+    (2.0, None, 60.0, "large"),     # an unscored small never beats a scored large
+])
+def test_pick_needs_the_quality_gain(gain, small_q, large_q, expect):
+    s = cand("s", small_q, 100, 1, tier="small")
+    big = cand("l", large_q, 1000, 10, tier="large")
+    sel = choose([s, big], gain)
+    assert sel.pick.key == ("l" if expect == "large" else "s")
+    assert sel.small.key == "s" and sel.large.key == "l"
+
+
+def test_only_passing_candidates_are_picked_or_on_the_frontier():
+    ok = cand("ok", 50, 100, 1)
+    bad = cand("bad", 99, 1, 1, passed=False, binding=["license"])
+    sel = choose([ok, bad], 2.0)
+    assert sel.pick.key == "ok" and sel.frontier == ["ok"]
+    assert [c.on_frontier for c in sel.candidates] == [True, False]
+
+
+def test_closest_misses_fewest_limits_then_smallest_violation():
+    one_far = cand("one-far", 50, 1, 1, passed=False, binding=["max_latency_ms"])
+    one_near = cand("one-near", 50, 1, 1, passed=False, binding=["max_latency_ms"])
+    two = cand("two", 50, 1, 1, passed=False, binding=["max_latency_ms", "memory"])
+    never = cand("never", 50, 1, 1, passed=False, binding=["request"])
+    got = closest_misses([two, one_far, never, one_near], {"one-far": 0.9, "one-near": 0.1, "two": 0.0})
+    assert [c.key for c in got] == ["one-near", "one-far", "two"]
