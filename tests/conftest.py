@@ -55,3 +55,31 @@ def mlflow_server(tmp_path_factory):
     from mlflow_server import serve
 
     yield from serve(tmp_path_factory)
+
+
+# --- the fast loop: `python -m pytest -q -m "not slow"` ---------------------------------------------
+# Everything runs in CI (`python -m pytest -q`). These are marked slow because each costs seconds of
+# subprocesses, real servers or generated inputs: the PostgreSQL load test, tests that start a real
+# `mlflow server`, the fuzz runs, real-probe and installed-wheel tests.
+SLOW_MODULES = {"test_load_mlflow", "test_fuzz_inputs", "test_faults_mlflow", "test_packaging", "test_security",
+                "test_check_examples", "test_tracking_server"}
+SLOW_FIXTURES = {"mlflow_server", "pg_server"}
+SLOW_TESTS = {
+    "test_real_sigint_stops_a_real_probe_promptly",
+    "test_report_saved_without_mlflow_gets_its_plot_when_logged_later",
+    "test_estimate_mlflow_logs_a_run",
+    "test_cli_subprocess_end_to_end",
+    "test_probes_calibrate_and_measure_the_leaders_then_reuse_the_cache",
+    "test_microprobes_measure_plausible_cpu_rates",
+    "test_evaluate_by_name_times_the_model_and_estimates_fit",
+    "test_plain_start_run_gets_the_hardware_inventory",
+    "test_default_store_is_sqlite_in_the_current_directory",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if (module in SLOW_MODULES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.originalname in SLOW_TESTS):
+            item.add_marker(pytest.mark.slow)
