@@ -28,9 +28,9 @@ def test_api_is_advisor_check_and_stays_callable():
 def test_api_arguments_override_the_policy_file():
     report = advisor.check(policy=CHECK / "policy-pass.yaml", targets=["gate-gpu-24gb"], min_quality=90)
     assert [t.target for t in report.targets] == ["gate-gpu-24gb"]
-    quality = next(c for c in report.results() if c.name == "quality")
+    quality = next(c for c in report.results() if c.name == "quality-proxy")
     assert quality.status == "fail" and quality.limit == 90 and quality.basis == "proxy"
-    assert report.failed == ["gate-gpu-24gb:quality"] and report.exit_code == 1
+    assert report.failed == ["gate-gpu-24gb:quality-proxy"] and report.exit_code == 1
 
 
 def test_api_takes_every_policy_setting():
@@ -43,7 +43,7 @@ def test_api_takes_every_policy_setting():
                            max_latency_ms=1e6, max_ttft_ms=1e6, min_tokens_per_s=0.001, memory_headroom=0.5,
                            license=["apache-2.0"], min_quality=10, prompt_tokens=64, new_tokens=8, batch=2)
     assert {c.name for c in report.results()} == {"fits-memory", "memory-headroom", "latency-p95", "ttft",
-                                                  "tokens-per-s", "license", "quality"}
+                                                  "tokens-per-s", "license", "quality-proxy"}
     assert (report.prompt_tokens, report.new_tokens, report.batch) == (64, 8, 2)
     assert report.passed
 

@@ -104,7 +104,7 @@ def test_markdown_file_and_github_step_summary_appended(capsys, tmp_path, monkey
     assert code == 0, err
     text = summary.read_text()
     assert text.startswith("# earlier step\n")              # appended, not overwritten
-    assert "advisor check: gate-small" in text and "| gate-gpu-80gb | quality |" in text
+    assert "advisor check: gate-small" in text and "| gate-gpu-80gb | quality-proxy |" in text
     assert md.read_text().strip() in text
 
 

@@ -58,7 +58,7 @@ def test_compare_json_shows_the_latest_pick_per_machine(two_machines, mlflow_ser
     h100, a10g = rows["NVIDIA H100 80GB HBM3"], rows["NVIDIA A10G"]
     assert h100["run_id"] == ids["h100"] and h100["pick"] == "qwen2.5-3b:bf16@local"
     assert h100["e2e_p95_ms"] == 2300.0 and h100["tokens_per_s"] == 121.9 and h100["fingerprint"] == "fp-h100-0001"
-    assert a10g["pick"] == "meta/llama:3 8b?x@local" and a10g["e2e_p95_ms"] == 2700.0 and a10g["quality"] is None
+    assert a10g["pick"] == "meta/llama:3 8b?x@local" and a10g["e2e_p95_ms"] == 2700.0 and a10g["quality_proxy"] is None
     assert h100["profile"] == "1 x NVIDIA H100 80GB HBM3" and a10g["task"] == "summarization"
 
 

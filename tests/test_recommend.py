@@ -96,11 +96,11 @@ def test_licence_and_quality_filters_give_reasons_with_numbers(monkeypatch):
             continue
         if c.license != "apache-2.0":
             assert "license" in c.binding and any(c.license in r for r in c.reasons)
-        if c.quality is not None and c.quality < 60:
-            assert "min_quality" in c.binding and any(f"{c.quality:.1f}" in r for r in c.reasons)
-        if c.quality is None:
+        if c.quality_proxy is not None and c.quality_proxy < 60:
+            assert "min_quality" in c.binding and any(f"{c.quality_proxy:.1f}" in r for r in c.reasons)
+        if c.quality_proxy is None:
             assert "min_quality" in c.binding
-    assert all(c.license == "apache-2.0" and c.quality >= 60 for c in rec.candidates if c.passed)
+    assert all(c.license == "apache-2.0" and c.quality_proxy >= 60 for c in rec.candidates if c.passed)
 
 
 def test_pareto_frontier_has_no_dominated_member(monkeypatch):
@@ -145,7 +145,8 @@ def test_quality_proxy_uses_format_delta_and_lists_benchmarks():
     bf16 = quality_score(m, task, "bf16", cat)
     int4 = quality_score(m, task, "int4", cat)
     assert bf16.used and bf16.coverage >= task.quality_proxy.min_coverage
-    assert int4.score == pytest.approx(bf16.score + cat.formats["int4"].quality_delta_points)
+    assert int4.score == pytest.approx(bf16.score + cat.formats["int4"].quality_delta_points
+                                       * task.quality_proxy.format_delta_scale)
 
 
 # --- the CLI ------------------------------------------------------------------------------------

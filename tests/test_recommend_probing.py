@@ -21,7 +21,7 @@ def test_probes_calibrate_and_measure_the_leaders_then_reuse_the_cache():
     by_key = {c.key: c for c in first.candidates}
     measured = [c for c in first.candidates if c.latency_basis == "measured"]
     assert measured, "the small-tier leader must have been timed"
-    leader = max((c for c in first.candidates if c.passed), key=lambda c: c.quality)
+    leader = max((c for c in first.candidates if c.passed), key=lambda c: c.quality_proxy)
     assert by_key[leader.key].latency_basis in ("measured", "calibrated")
     assert all(c.latency_basis in ("measured", "calibrated") for c in first.candidates)
     assert any("calibrated with microprobes" in n for n in first.notes)

@@ -14,7 +14,7 @@ def candidate(model: str, quality: float, *, measured: bool, passed: bool) -> Ca
         params_total=1, license="apache-2.0", verdict="fits", memory_bytes=1, memory_limit_bytes=10,
         memory_basis="spec", ttft_ms=10.0, decode_ms_per_token=1.0, e2e_p50_ms=100.0, e2e_p95_ms=120.0,
         tokens_per_s=10.0, latency_basis="measured" if measured else "calibrated", latency_bound="memory",
-        quality=quality, passed=passed, reasons=[] if passed else ["too slow"],
+        quality_proxy=quality, passed=passed, reasons=[] if passed else ["too slow"],
         binding=[] if passed else ["max_latency_ms"])
 
 

@@ -13,7 +13,7 @@ def cand(key, q, p95, mem, tier="small", passed=True, binding=()):
     return Candidate(key=key, model=key, name=key, tier=tier, format="bf16", target="t", params_total=1,
                      license="mit", verdict="fits", memory_bytes=mem, memory_limit_bytes=10**12, memory_basis="spec",
                      ttft_ms=1.0, decode_ms_per_token=1.0, e2e_p50_ms=p95, e2e_p95_ms=p95, tokens_per_s=1.0,
-                     latency_basis="spec", latency_bound="compute", quality=q, passed=passed,
+                     latency_basis="spec", latency_bound="compute", quality_proxy=q, passed=passed,
                      binding=list(binding), reasons=[f"fails {b}" for b in binding])
 
 

@@ -144,5 +144,5 @@ def test_recommend_and_check_give_the_same_verdict(limits, model, fmt, target):
     assert cand.passed == report.passed, (cand.reasons, failed_checks)
     by_check = {"fits-memory": "memory", "memory-headroom": "memory", "latency-p95": "max_latency_ms",
                 "ttft": "max_ttft_ms", "tokens-per-s": "min_tokens_per_s", "license": "license",
-                "quality": "min_quality", "params": "max_params"}
+                "quality-proxy": "min_quality", "params": "max_params"}
     assert {by_check[n] for n in failed_checks} == set(cand.binding)

@@ -75,7 +75,7 @@ def test_recommendation_round_trip(mlflow_server, tmp_path):
     assert t["advisor.pick"] == "qwen2.5-3b:bf16@local" and t["advisor.task"] == "summarization"
     assert t["advisor.verdict"] == rec.primary.verdict and t["advisor.version"] == "0.1.0"
     assert m["ttft_ms"] == 45.0 and m["e2e_p50_ms"] == 2100.0 and m["e2e_p95_ms"] == 2300.0
-    assert m["tokens_per_s"] == 121.9 and m["memory_gb"] == 7.4 and m["quality"] == 62.5
+    assert m["tokens_per_s"] == 121.9 and m["memory_gb"] == 7.4 and m["quality_proxy"] == 62.5
     assert m["cost_per_mtok_usd"] == 0.42 and "energy_kwh_per_mtok" not in m   # None is not logged
 
     names = {a.path for a in client(mlflow_server).list_artifacts(res.run_id)}

@@ -296,10 +296,29 @@ class HardwareTarget(Strict):
 
 
 class QualityProxy(Strict):
+    """How a task's quality PROXY is built from published scores (advisor/recommend/quality.py)."""
+
     description: str
     weights: dict[str, float]
+    # Benchmarks a model must have (in `variant`) to be scored at all; without them it is unscored.
+    core: list[str] = Field(default_factory=list)
     min_coverage: float = Field(default=0.5, ge=0, le=1)
-    prefer_variant: Literal["base", "instruct"] = "instruct"
+    # Only scores of this checkpoint variant count: base and instruct scores are never mixed in one figure.
+    variant: Literal["base", "instruct"] = "instruct"
+    # Differences smaller than this many points are ties (the proxy is not more precise than that).
+    band_points: float = Field(default=3.0, ge=0, le=100)
+    # Position points per benchmark point of a format's documented loss (formats.yaml): one benchmark's
+    # scores span about 40 points across the catalog, so one point is about 2.5 positions. One constant,
+    # not each benchmark's own span, so that a model's proxy never depends on which peers it has.
+    format_delta_scale: float = Field(default=2.5, ge=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_names(cls, data):
+        if isinstance(data, dict) and "prefer_variant" in data:
+            data = dict(data)
+            data.setdefault("variant", data.pop("prefer_variant"))
+        return data
 
     @field_validator("weights")
     @classmethod
@@ -310,6 +329,13 @@ class QualityProxy(Strict):
             if not 0 < w <= 1e6:
                 raise ValueError(f"weight of '{k}' must be > 0 and <= 1e6")
         return value
+
+    @model_validator(mode="after")
+    def _core_weighted(self):
+        missing = [b for b in self.core if b not in self.weights]
+        if missing:
+            raise ValueError(f"core benchmarks need a weight: {', '.join(missing)}")
+        return self
 
 
 class GenerationSettings(Strict):
@@ -355,6 +381,9 @@ class BenchmarkSpec(Strict):
     measures: str
     scale: float = Field(default=100.0, gt=0, le=1e6)   # the best possible score
     higher_is_better: bool = True
+    # Scored by an LLM judge against a baseline: scores from different documents (judges, baselines)
+    # are not comparable, so the quality proxy compares them only within one source document.
+    llm_judged: bool = False
     source: str
 
     _src = field_validator("source")(_check_source)

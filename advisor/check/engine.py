@@ -139,7 +139,7 @@ def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, 
                "e2e_p95_ms": est.latency.e2e_p95_ms, "ttft_ms": est.latency.ttft_ms,
                "tokens_per_s": est.latency.tokens_per_s}
     if quality is not None:
-        figures["quality"] = quality
+        figures["quality_proxy"] = quality
     name = "this machine" if target == LOCAL else catalog.target(target).name
     notes = list(est.notes)
     if ruleset.latency_note:

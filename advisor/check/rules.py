@@ -25,7 +25,7 @@ def check_results(est, target: str, rules: RuleSet, entry, quality: float | None
         message = r.message
         if r.unit in ("ms", "tokens/s"):
             message += note
-        if r.check == "quality" and quality_detail:
+        if r.check == "quality-proxy" and quality_detail:
             message += f" [{quality_detail}]"
         out.append(_result(r, target, message))
     return out

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 CHECK_SCHEMA_VERSION = 1
 
 # The names of the shared rule table's results (advisor.rules.table); a test keeps the two in step.
-CheckName = Literal["fits-memory", "memory-headroom", "latency-p95", "ttft", "tokens-per-s", "license", "quality",
+CheckName = Literal["fits-memory", "memory-headroom", "latency-p95", "ttft", "tokens-per-s", "license", "quality-proxy",
                     "params", "format"]
 CHECK_NAMES: tuple[str, ...] = CheckName.__args__  # type: ignore[attr-defined]
 # measured/calibrated/spec for estimator figures; catalog for the licence; proxy for the quality

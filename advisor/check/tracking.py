@@ -18,7 +18,7 @@ from typing import Any
 
 from advisor.check.schema import CheckReport
 
-FIGURES = ("memory_gb", "memory_available_gb", "e2e_p95_ms", "ttft_ms", "tokens_per_s", "quality")
+FIGURES = ("memory_gb", "memory_available_gb", "e2e_p95_ms", "ttft_ms", "tokens_per_s", "quality_proxy")
 
 
 def _safe(name: str) -> str:

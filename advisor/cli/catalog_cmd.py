@@ -45,6 +45,9 @@ def list_models(task, catalog_paths, as_json):
 
             q = quality_score(m, profile, "bf16", cat)
             row["quality_proxy"] = q.score
+            row["quality_proxy_upper"] = q.upper
+            row["quality_coverage"] = q.coverage
+            row["quality_reason"] = q.reason
             row["quality_benchmarks"] = q.used
         rows.append(row)
     if as_json:

@@ -66,14 +66,14 @@ def render(rows: list[dict]) -> None:
 
     table = Table(title="The pick on each machine (latest run per profile and task)", title_justify="left")
     for col, justify in (("hardware", "left"), ("task", "left"), ("pick", "left"), ("p95 ms", "right"),
-                         ("TTFT ms", "right"), ("tok/s", "right"), ("mem GB", "right"), ("quality", "right"),
+                         ("TTFT ms", "right"), ("tok/s", "right"), ("mem GB", "right"), ("quality proxy", "right"),
                          ("$/Mtok", "right"), ("logged", "left")):
         table.add_column(col, justify=justify, overflow="fold")
     for r in rows:
         hw = e(r["profile"]) + (f"\n[dim]{e(r['fingerprint'][:12])}[/dim]" if r.get("fingerprint") else "")
         table.add_row(hw, e(r["task"] or "-"), e(r["pick"]) if r["pick"] else "[red]none[/red]", _num(r["e2e_p95_ms"]),
                       _num(r["ttft_ms"]), _num(r["tokens_per_s"], "{:,.1f}"), _num(r["memory_gb"], "{:,.1f}"),
-                      _num(r["quality"], "{:,.1f}"), _num(r["cost_per_mtok_usd"], "{:,.2f}"), r["started"][:16])
+                      _num(r["quality_proxy"], "{:,.1f}"), _num(r["cost_per_mtok_usd"], "{:,.2f}"), r["started"][:16])
     out = console()
     out.print(table)
     for r in rows:

@@ -195,7 +195,7 @@ def _show(rec, show_all: bool) -> None:
             from advisor.recommend.plot import distinct_figures
 
             passed = [c for c in cands if c.passed]
-            keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality is None}
+            keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality_proxy is None}
             passed = [c for c in passed if c.key in keep or c.key in picks_keys(t)]
             seen: set[str] = {c.model for c in cands if c.passed}  # a model that passes needs no rejected row
             rejected = []
@@ -218,7 +218,7 @@ def _show(rec, show_all: bool) -> None:
                 "[red]" + "; ".join(c.reasons) + "[/red]"
             if mark:
                 result = f"[bold]{mark}[/bold] " + result
-            table.add_row(c.model, c.format, c.tier, "unscored" if c.quality is None else f"{c.quality:.1f}",
+            table.add_row(c.model, c.format, c.tier, "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
                           gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
                           "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}", c.latency_basis or "-", "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
         out.print(table)

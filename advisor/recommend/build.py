@@ -16,7 +16,7 @@ def figures_of(c: Candidate, memory_available_bytes: float | None) -> Figures:
     return Figures(format=c.format, memory_verdict=c.verdict, memory_bytes=c.memory_bytes,
                    memory_available_bytes=memory_available_bytes, memory_basis=c.memory_basis or "spec",
                    e2e_p95_ms=c.e2e_p95_ms, ttft_ms=c.ttft_ms, tokens_per_s=c.tokens_per_s,
-                   latency_basis=c.latency_basis or "spec", quality=c.quality, params_total=c.params_total,
+                   latency_basis=c.latency_basis or "spec", quality=c.quality_proxy, params_total=c.params_total,
                    license=c.license)
 
 
@@ -39,8 +39,10 @@ def _base(entry: ModelEntry, fmt: str, target: str, plan: Plan) -> dict:
     return dict(key=f"{entry.id}:{fmt}@{target}", model=entry.id, name=entry.name,
                 tier=plan.catalog.tier_of(entry.params_total), format=fmt, target=target,
                 params_total=entry.params_total, params_active=entry.params_active, license=entry.license,
-                quality=q.score, quality_base=q.base_score, quality_format_delta=q.format_delta,
-                quality_benchmarks=q.used, quality_coverage=q.coverage, passed=False)
+                quality_proxy=q.score, quality_proxy_upper=q.upper, quality_band_points=q.band_points,
+                quality_base=q.base_score, quality_format_delta=q.format_delta, quality_benchmarks=q.used,
+                quality_missing=q.missing, quality_coverage=q.coverage, quality_variant=q.variant,
+                quality_reason=q.reason, passed=False)
 
 
 def from_estimate(entry: ModelEntry, fmt: str, spec: TargetSpec, est, plan: Plan) -> Candidate:

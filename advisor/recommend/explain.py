@@ -14,21 +14,21 @@ def verdict(target_name: str, pick: Candidate | None, small: Candidate | None, l
     lat = f"p95 latency is {secs(pick.e2e_p95_ms)} against a {secs(budget_ms)} budget"
     mem = f"it needs {gb(pick.memory_bytes)} of the {gb(pick.memory_limit_bytes)} it may use"
     if pick is large:
-        if small is not None and pick.quality is not None and small.quality is not None:
+        if small is not None and pick.quality_proxy is not None and small.quality_proxy is not None:
             return (f"Use {pick.model} ({pick.format}): the best large model meets every constraint on {target_name}; "
-                    f"its quality proxy is {pick.quality - small.quality:.1f} points above the best small model, "
+                    f"its quality proxy is {pick.quality_proxy - small.quality_proxy:.1f} points above the best small model, "
                     f"{small.model}; {lat}, and {mem}.")
         return f"Use {pick.model} ({pick.format}): it meets every constraint on {target_name}; {lat}, and {mem}."
     if large is not None:
         assert large.e2e_p95_ms is not None and large.memory_bytes is not None
-        gain = ((large.quality or 0) - (pick.quality or 0)) if large.quality is not None else 0.0
+        gain = ((large.quality_proxy or 0) - (pick.quality_proxy or 0)) if large.quality_proxy is not None else 0.0
         return (f"Use {pick.model} ({pick.format}): the best passing large model, {large.model}, gains only "
                 f"{gain:.1f} quality-proxy points for {large.e2e_p95_ms / max(pick.e2e_p95_ms, 1e-9):.1f}x the latency "
                 f"and {large.memory_bytes / max(pick.memory_bytes, 1):.1f}x the memory; {lat}.")
     if best_large_overall is not None and best_large_overall.reasons:
         drop = ""
-        if best_large_overall.quality is not None and pick.quality is not None:
-            drop = f"; the quality proxy drops {best_large_overall.quality - pick.quality:.1f} points"
+        if best_large_overall.quality_proxy is not None and pick.quality_proxy is not None:
+            drop = f"; the quality proxy drops {best_large_overall.quality_proxy - pick.quality_proxy:.1f} points"
         return (f"Use {pick.model} ({pick.format}): the best large model, {best_large_overall.model}, "
                 f"{best_large_overall.reasons[0]}{drop}; {lat}.")
     return f"Use {pick.model} ({pick.format}): no large model is in the catalog for this task; {lat}."
@@ -49,8 +49,8 @@ def to_relax(misses: list[Candidate], k: Constraints, headroom: float) -> list[s
         elif key == "memory" and c.memory_bytes is not None:
             tips.append(f"use a device with more than {gb(c.memory_bytes / (1 - headroom))}, "
                         "a smaller format, or lower --memory-headroom")
-        elif key == "min_quality" and c.quality is not None:
-            tips.append(f"lower --min-quality to {c.quality:.1f}")
+        elif key == "min_quality" and c.quality_proxy is not None:
+            tips.append(f"lower --min-quality to {c.quality_proxy:.1f}")
         elif key == "license":
             tips.append(f"allow licence {c.license}")
         elif key == "formats":

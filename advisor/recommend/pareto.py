@@ -7,7 +7,7 @@ from advisor.recommend.schema import Candidate
 
 def _objectives(c: Candidate) -> tuple[float, float, float]:
     # Unscored models rank below every scored one on quality; they are never invented a score.
-    q = c.quality if c.quality is not None else float("-inf")
+    q = c.quality_proxy if c.quality_proxy is not None else float("-inf")
     inf = float("inf")  # a candidate never estimated is dominated by every estimated one
     return (-q, c.e2e_p95_ms if c.e2e_p95_ms is not None else inf,
             float(c.memory_bytes) if c.memory_bytes is not None else inf)

@@ -11,7 +11,7 @@ def distinct_figures(cands: list[Candidate]) -> list[Candidate]:
     """fp16 duplicates bf16's figures on most targets: keep one point per distinct (model, figures)."""
     seen, out = set(), []
     for c in sorted(cands, key=lambda c: (c.format != "bf16", c.key)):
-        sig = (c.model, round(c.e2e_p95_ms, 3), c.memory_bytes, c.quality)
+        sig = (c.model, round(c.e2e_p95_ms, 3), c.memory_bytes, c.quality_proxy)
         if sig not in seen:
             seen.add(sig)
             out.append(c)
@@ -21,10 +21,10 @@ def distinct_figures(cands: list[Candidate]) -> list[Candidate]:
 def _frontier_2d(cands: list[Candidate]) -> list[Candidate]:
     """Passing candidates not beaten on both quality and latency, sorted by latency (a staircase)."""
     best, out = float("-inf"), []
-    for c in sorted(cands, key=lambda c: (c.e2e_p95_ms, -(c.quality or 0))):
-        if c.quality is not None and c.quality > best:
+    for c in sorted(cands, key=lambda c: (c.e2e_p95_ms, -(c.quality_proxy or 0))):
+        if c.quality_proxy is not None and c.quality_proxy > best:
             out.append(c)
-            best = c.quality
+            best = c.quality_proxy
     return out
 
 
@@ -36,42 +36,42 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
     from matplotlib.ticker import FuncFormatter
 
     t = next((x for x in rec.targets if x.target == target), rec.targets[0])
-    cands = distinct_figures([c for c in rec.candidates if c.target == t.target and c.quality is not None and (c.e2e_p95_ms or 0) > 0])
+    cands = distinct_figures([c for c in rec.candidates if c.target == t.target and c.quality_proxy is not None and (c.e2e_p95_ms or 0) > 0])
     fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
     max_mem = max((c.memory_bytes for c in cands), default=1) or 1
     size = lambda c: 30 + 500 * c.memory_bytes / max_mem  # noqa: E731
     for passed, color, label in ((False, "#c8c8c8", "rejected"), (True, "#1f77b4", "meets every constraint")):
         pts = [c for c in cands if c.passed == passed]
         if pts:
-            ax.scatter([c.e2e_p95_ms / 1000 for c in pts], [c.quality for c in pts], s=[size(c) for c in pts],
+            ax.scatter([c.e2e_p95_ms / 1000 for c in pts], [c.quality_proxy for c in pts], s=[size(c) for c in pts],
                        c=color, alpha=0.6, edgecolors="white", linewidths=0.5, label=label, zorder=2)
     ring = [c for c in cands if c.on_frontier]
     if ring:
-        ax.scatter([c.e2e_p95_ms / 1000 for c in ring], [c.quality for c in ring], s=[size(c) + 60 for c in ring],
+        ax.scatter([c.e2e_p95_ms / 1000 for c in ring], [c.quality_proxy for c in ring], s=[size(c) + 60 for c in ring],
                    facecolors="none", edgecolors="#2ca02c", linewidths=1.4, zorder=3,
                    label="Pareto frontier (quality, latency, memory)")
     stairs = _frontier_2d([c for c in cands if c.passed])
     if stairs:
-        ax.step([c.e2e_p95_ms / 1000 for c in stairs], [c.quality for c in stairs], where="post", color="#2ca02c",
+        ax.step([c.e2e_p95_ms / 1000 for c in stairs], [c.quality_proxy for c in stairs], where="post", color="#2ca02c",
                 lw=1.2, alpha=0.8, zorder=3, label="best quality for a given latency")
         import math
 
-        placed = [(math.log10(t.pick.e2e_p95_ms / 1000), t.pick.quality)] if t.pick and t.pick.quality else []
+        placed = [(math.log10(t.pick.e2e_p95_ms / 1000), t.pick.quality_proxy)] if t.pick and t.pick.quality_proxy else []
         for c in stairs:
-            x, y = math.log10(c.e2e_p95_ms / 1000), c.quality
+            x, y = math.log10(c.e2e_p95_ms / 1000), c.quality_proxy
             # greedy de-cluttering: label a point only when no labelled point is close by
             if any(abs(x - px) < 0.12 and abs(y - py) < 2.5 for px, py in placed):
                 continue
             placed.append((x, y))
-            ax.annotate(f"{c.model} {c.format}", (c.e2e_p95_ms / 1000, c.quality), textcoords="offset points",
+            ax.annotate(f"{c.model} {c.format}", (c.e2e_p95_ms / 1000, c.quality_proxy), textcoords="offset points",
                         xytext=(8, -10), ha="left", fontsize=8, color="#1d5c1d", zorder=4)
     if rec.latency_budget_ms:
         ax.axvline(rec.latency_budget_ms / 1000, color="#d62728", ls="--", lw=1,
                    label=f"latency budget {rec.latency_budget_ms / 1000:g} s")
-    if t.pick is not None and t.pick.quality is not None:
-        ax.scatter([t.pick.e2e_p95_ms / 1000], [t.pick.quality], marker="*", s=520, c="#ff7f0e",
+    if t.pick is not None and t.pick.quality_proxy is not None:
+        ax.scatter([t.pick.e2e_p95_ms / 1000], [t.pick.quality_proxy], marker="*", s=520, c="#ff7f0e",
                    edgecolors="black", zorder=5, label=f"pick: {t.pick.model} ({t.pick.format})")
-        ax.annotate(f"PICK {t.pick.model} {t.pick.format}", (t.pick.e2e_p95_ms / 1000, t.pick.quality),
+        ax.annotate(f"PICK {t.pick.model} {t.pick.format}", (t.pick.e2e_p95_ms / 1000, t.pick.quality_proxy),
                     textcoords="offset points", xytext=(10, -4), fontsize=9, weight="bold", zorder=6)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

@@ -139,7 +139,7 @@ class LocalProbes:
                      and c.format in api.PROBED_FORMATS and set(c.binding) <= latency_keys
                      and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
             # the same order the pick is chosen in: best quality, then lowest p95, then least memory
-            queue.sort(key=lambda c: (-(c.quality if c.quality is not None else -1), c.e2e_p95_ms, c.memory_bytes, c.key))
+            queue.sort(key=lambda c: (-(c.quality_proxy if c.quality_proxy is not None else -1), c.e2e_p95_ms, c.memory_bytes, c.key))
             tried_in_tier = 0
             for c in queue:
                 if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out

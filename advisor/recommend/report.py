@@ -8,7 +8,7 @@ from advisor.rules.table import gb, secs
 
 
 def _q(c: Candidate) -> str:
-    return "unscored" if c.quality is None else f"{c.quality:.1f}"
+    return "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}"
 
 
 def _tps(c: Candidate) -> str:

@@ -53,11 +53,16 @@ class Candidate(BaseModel):
     tokens_per_s: float | None = None
     latency_basis: Basis | None = None
     latency_bound: str | None = None
-    quality: float | None                        # proxy; None = unscored
-    quality_base: float | None = None
+    quality_proxy: float | None                  # the task quality PROXY (lower bound); None = unscored
+    quality_proxy_upper: float | None = None     # the proxy if every missing score were the catalog's best
+    quality_band_points: float = 0.0             # differences below this are ties
+    quality_base: float | None = None            # before the format's documented loss
     quality_format_delta: float = 0.0
-    quality_benchmarks: list[str] = Field(default_factory=list)
-    quality_coverage: float = 0.0
+    quality_benchmarks: list[str] = Field(default_factory=list)   # the scores used, with their positions
+    quality_missing: list[str] = Field(default_factory=list)
+    quality_coverage: float = 0.0                # share of the task's weight with a real score
+    quality_variant: str = "instruct"
+    quality_reason: str | None = None            # why unscored
     cost_per_mtok_usd: float | None = None       # per million generated tokens
     energy_kwh_per_mtok: float | None = None     # measured only
     passed: bool

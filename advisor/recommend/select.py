@@ -15,7 +15,7 @@ UNSCORED = float("-inf")
 
 
 def quality_key(c: Candidate) -> float:
-    return c.quality if c.quality is not None else UNSCORED
+    return c.quality_proxy if c.quality_proxy is not None else UNSCORED
 
 
 def rank_key(c: Candidate) -> tuple:

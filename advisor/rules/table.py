@@ -98,7 +98,7 @@ THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
                   cli_help="Time-to-first-token limit in ms."),
     ThresholdRule("min_tokens_per_s", "tokens-per-s", "tokens_per_s", "min", "tokens/s", _latency_basis,
                   lambda v: f"{v:,.1f} tokens/s", "throughput", cli_help="Minimum generated tokens per second."),
-    ThresholdRule("min_quality", "quality", "quality", "min", "points", lambda f: "proxy",
+    ThresholdRule("min_quality", "quality-proxy", "quality", "min", "points", lambda f: "proxy",
                   lambda v: f"{v:.1f}", "quality proxy",
                   unknown_means="unscored: too few published scores for this task's quality proxy",
                   cli_help="Minimum task quality PROXY (0-100)."),
@@ -106,8 +106,6 @@ THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
                   "parameters", cli_help="Largest model to consider, total parameters (e.g. 8e9 or 8b)."),
 )
 RULES_BY_KEY = {r.key: r for r in THRESHOLD_RULES}
-# Rules whose figure can be unknown for a model outside the catalog (require_known turns unknown into fail).
-KNOWABLE = {"quality": "min_quality", "license": "license"}
 
 
 def threshold_result(rule: ThresholdRule, fig: Figures, limit: float, *, required: bool,

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from advisor.errors import AdvisorError, UsageError
 from advisor.tracking import connection
 
-FIGURES = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality", "cost_per_mtok_usd")
+FIGURES = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy", "cost_per_mtok_usd")
 MAX_RUNS = 5000
 
 

@@ -13,10 +13,10 @@ from advisor.tracking.hardware_tags import inventory_tags, local_inventory_tags
 from advisor.tracking.artifacts import log_files
 from advisor.tracking.limits import param, tag
 
-PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality",
+PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy",
                 "cost_per_mtok_usd", "energy_kwh_per_mtok", "decode_ms_per_token")
 TABLE_COLUMNS = ("key", "model", "format", "target", "tier", "verdict", "passed", "on_frontier",
-                 "memory_gb", "ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "quality",
+                 "memory_gb", "ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "quality_proxy",
                  "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis", "reasons")
 
 
