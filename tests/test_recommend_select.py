@@ -50,14 +50,15 @@ def test_a_score_of_zero_is_a_score():
     (2.0, 70.0, 72.0, "large"),     # exactly the gain: large
     (2.0, 70.0, 71.9, "small"),     # just under: small
     (0.0, 70.0, 70.0, "large"),     # no gain required: ties go large
-    (2.0, None, 60.0, "large"),     # an unscored small never beats a scored large
+    (2.0, None, 60.0, "large"),     # an unscored small is not eligible at all
 ])
 def test_pick_needs_the_quality_gain(gain, small_q, large_q, expect):
     s = cand("s", small_q, 100, 1, tier="small")
     big = cand("l", large_q, 1000, 10, tier="large")
     sel = choose([s, big], gain)
     assert sel.pick.key == ("l" if expect == "large" else "s")
-    assert sel.small.key == "s" and sel.large.key == "l"
+    assert sel.large.key == "l"
+    assert (sel.small.key == "s") if small_q is not None else sel.small is None
 
 
 def test_only_passing_candidates_are_picked_or_on_the_frontier():
@@ -69,9 +70,38 @@ def test_only_passing_candidates_are_picked_or_on_the_frontier():
 
 
 def test_closest_misses_fewest_limits_then_smallest_violation():
+    # (one row per model; filters the user set and unscored models are never closest misses)
     one_far = cand("one-far", 50, 1, 1, passed=False, binding=["max_latency_ms"])
     one_near = cand("one-near", 50, 1, 1, passed=False, binding=["max_latency_ms"])
     two = cand("two", 50, 1, 1, passed=False, binding=["max_latency_ms", "memory"])
     never = cand("never", 50, 1, 1, passed=False, binding=["request"])
     got = closest_misses([two, one_far, never, one_near], {"one-far": 0.9, "one-near": 0.1, "two": 0.0})
     assert [c.key for c in got] == ["one-near", "one-far", "two"]
+
+
+def test_closest_misses_skip_filters_unscored_and_repeat_models():
+    a = cand("a", 50, 1, 1, passed=False, binding=["max_latency_ms"])
+    a2 = cand("a2", 50, 1, 1, passed=False, binding=["max_latency_ms"]).model_copy(update={"model": "a"})
+    lic = cand("lic", 90, 1, 1, passed=False, binding=["license"])
+    unscored = cand("u", None, 1, 1, passed=False, binding=["max_latency_ms"])
+    got = closest_misses([a, a2, lic, unscored], {"a": 0.5, "a2": 0.1})
+    assert [c.key for c in got] == ["a2"]
+    assert [c.key for c in closest_misses([unscored], {}, allow_unscored=True)] == ["u"]
+
+
+def test_unscored_is_never_the_pick_unless_allowed():
+    unscored = cand("u", None, 10, 1, tier="small")
+    scored = cand("s", 20.0, 5000, 50, tier="small")
+    assert choose([unscored, scored], 2.0).pick.key == "s"
+    assert choose([unscored], 2.0).pick is None
+    assert choose([unscored], 2.0, allow_unscored=True).pick.key == "u"
+
+
+def test_closest_large_is_admissible_and_misses_least():
+    from advisor.recommend.select import closest_large
+
+    best_but_filtered = cand("licensed-out", 95, 100, 10, tier="large", passed=False, binding=["license"])
+    far = cand("far", 80, 100, 10, tier="large", passed=False, binding=["max_latency_ms", "memory"])
+    near = cand("near", 70, 100, 10, tier="large", passed=False, binding=["max_latency_ms"])
+    got = closest_large([best_but_filtered, far, near], {"near": 0.2, "far": 0.1})
+    assert got.key == "near"

@@ -28,6 +28,8 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--config", "config_path", type=click.Path(), help="YAML with the same keys as these options.")
 @catalog_option
 @click.option("--user-models-only", is_flag=True, help="Consider only models from your own catalog files.")
+@click.option("--allow-unscored", is_flag=True,
+              help="Let a model without a quality proxy (too few published scores) be picked.")
 @click.option("--no-probe", is_flag=True, help="Use spec and cached figures only; run no probes.")
 @click.option("--budget-s", type=click.FloatRange(min=0, min_open=True), help="Time budget for probing.")
 @click.option("--refresh", is_flag=True, help="Re-measure instead of using cached probe results.")
@@ -40,7 +42,7 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--experiment", help="MLflow experiment [model-advisor].")
 def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
               min_quality, max_params, memory_headroom, licenses, formats, gpu_hour_cost, runtime, config_path,
-              catalog_paths, user_models_only, no_probe, budget_s, refresh, as_json, markdown_path, plot_path, show_all, no_mlflow,
+              catalog_paths, user_models_only, allow_unscored, no_probe, budget_s, refresh, as_json, markdown_path, plot_path, show_all, no_mlflow,
               tracking_uri, experiment):
     """Recommend the small or large model for a task, on this machine or named targets.
 
@@ -60,7 +62,8 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
                  memory_headroom=memory_headroom, license=_list(licenses), min_quality=min_quality,
                  formats=_list(formats), max_params=max_params, gpu_hour_cost=gpu_hour_cost)
     constraints = {k: v for k, v in cfg.model_dump().items()
-                   if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime") and v is not None}
+                   if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime", "allow_unscored")
+                   and v is not None}
     task = task or cfg.task
     if not task:
         from advisor.catalog.loader import get_catalog
@@ -73,7 +76,8 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
                   prompt_tokens=prompt_tokens or cfg.prompt_tokens, new_tokens=new_tokens or cfg.new_tokens,
                   batch=batch or cfg.batch, constraints=constraints, catalog_paths=catalog_paths,
                   runtime=runtime or cfg.runtime or "transformers", probe=not no_probe, budget_s=budget_s,
-                  refresh=refresh, progress=progress, user_models_only=user_models_only, **flags)
+                  refresh=refresh, progress=progress, user_models_only=user_models_only,
+                  allow_unscored=allow_unscored or bool(cfg.allow_unscored), **flags)
 
     from advisor.recommend.report import to_markdown
 
@@ -173,7 +177,7 @@ class _progress:
 
 
 def picks_keys(t) -> set[str]:
-    return {c.key for c in (t.small, t.large, t.pick) if c is not None}
+    return {c.key for c in (t.small, t.large, t.pick, t.closest_large) if c is not None}
 
 
 def _show(rec, show_all: bool) -> None:
@@ -198,12 +202,16 @@ def _show(rec, show_all: bool) -> None:
             keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality_proxy is None}
             passed = [c for c in passed if c.key in keep or c.key in picks_keys(t)]
             seen: set[str] = {c.model for c in cands if c.passed}  # a model that passes needs no rejected row
-            rejected = []
+            # the rows the verdict quotes are always in the table
+            quoted = {c.key for c in (t.closest_large, *t.closest_misses) if c is not None}
+            rejected = [c for c in cands if not c.passed and c.key in quoted]
+            seen |= {c.model for c in rejected}
             for c in (c for c in cands if not c.passed):
                 if c.model not in seen:
                     seen.add(c.model)
                     rejected.append(c)
-            shown = passed[:12] + rejected[:8]
+            rejected.sort(key=lambda c: (c.key not in quoted,))
+            shown = passed[:12] + rejected[:max(8, len(quoted))]
         table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}): "
                             f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
                       title_justify="left", show_lines=False)
@@ -225,8 +233,12 @@ def _show(rec, show_all: bool) -> None:
         if not show_all and len(cands) > len(shown):
             out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
         body = t.verdict
-        if t.what_it_would_take:
-            body += "\n\nWhat it would take to run the best large model:\n" + "\n".join(f"  - {w}" for w in t.what_it_would_take)
+        if t.what_it_would_take and t.closest_large is not None:
+            body += (f"\n\nWhat it would take to run {t.closest_large.model} ({t.closest_large.format}):\n"
+                     + "\n".join(f"  - {w}" for w in t.what_it_would_take))
+        if t.unscored_passing:
+            body += (f"\n\n{t.unscored_passing} passing candidate(s) have no quality proxy (too few published scores) "
+                     "and were not considered for the pick; --allow-unscored lets them be picked.")
         if t.status == "no-candidate":
             body += "\n\nClosest misses:\n" + "\n".join(f"  - {c.model} ({c.format}): {'; '.join(c.reasons)}" for c in t.closest_misses)
             body += "\n\nTo relax:\n" + "\n".join(f"  - {r}" for r in t.to_relax)

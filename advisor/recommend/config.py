@@ -18,6 +18,7 @@ class RecommendConfig(Constraints):
     new_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     batch: int | None = Field(default=None, gt=0, le=100_000)
     runtime: str | None = None
+    allow_unscored: bool | None = None
 
 
 def load_config(path: str | Path) -> RecommendConfig:

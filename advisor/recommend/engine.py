@@ -46,19 +46,35 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
     available = {c.key: estimates[f"{c.model}:{c.format}"].memory.available_bytes
                  for c in cands if f"{c.model}:{c.format}" in estimates}
     cands = probes.refine(cands, estimates, rule_failures(plan, available), plan.budget_ms)
-    sel = select.choose(cands, _min_quality_gain(plan))
-    top_large = select.best_large_overall(sel.candidates)
-    closest = select.closest_misses(sel.candidates, _violations(plan, sel.candidates, estimates)) \
+    sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
+    violations = _violations(plan, sel.candidates, estimates)
+    near = None
+    if sel.pick is not None and sel.pick.tier != "large":
+        near = sel.large or select.closest_large(sel.candidates, violations, plan.allow_unscored, exclude=sel.pick)
+    closest = select.closest_misses(sel.candidates, violations, allow_unscored=plan.allow_unscored) \
         if sel.pick is None else []
-    est_large = estimates.get(f"{top_large.model}:{top_large.format}") if top_large else None
+    est_near = estimates.get(f"{near.model}:{near.format}") if near is not None and not near.passed else None
+    unscored = sum(1 for c in sel.candidates if c.passed and c.quality_proxy is None)
     result = TargetRecommendation(
         target=target, target_name=spec.name, device_summary=spec.summary, hardware_fingerprint=spec.fingerprint,
         status="ok" if sel.pick else "no-candidate", pick=sel.pick, small=sel.small, large=sel.large,
-        frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, top_large,
+        frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, near,
                                                        plan.budget_ms),
-        closest_misses=closest, to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
-        what_it_would_take=explain.what_it_would_take(top_large if top_large is not sel.pick else None, est_large))
+        closest_large=near, closest_misses=closest,
+        to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
+        what_it_would_take=explain.what_it_would_take(near, est_near),
+        unscored_passing=0 if plan.allow_unscored else unscored)
     return result, sel.candidates, probes, spec
+
+
+def _generation(plan: Plan) -> GenerationAdvice:
+    """The task's settings, with max_new_tokens = the length every latency figure was computed for."""
+    gen, new = plan.task.generation, plan.shape.new_tokens
+    rationale = gen.rationale
+    if gen.max_new_tokens != new:
+        rationale += (f" (max_new_tokens is the {new} tokens the latency figures are for; the {plan.task.id} "
+                      f"profile would allow up to {gen.max_new_tokens}, which takes longer)")
+    return GenerationAdvice(temperature=gen.temperature, top_p=gen.top_p, max_new_tokens=new, rationale=rationale)
 
 
 def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ...] = ("local",),
@@ -66,11 +82,11 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
               runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              user_models_only: bool = False, **constraint_kwargs) -> Recommendation:
+              user_models_only: bool = False, allow_unscored: bool = False, **constraint_kwargs) -> Recommendation:
     """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
     plan = resolve(task, targets=targets, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                    constraints=constraints, constraint_kwargs=constraint_kwargs, catalog_paths=catalog_paths,
-                   runtime=runtime, user_models_only=user_models_only)
+                   runtime=runtime, user_models_only=user_models_only, allow_unscored=allow_unscored)
     notes = list(plan.notes)
     results, all_candidates, probes_used = [], [], []
     hardware = None
@@ -89,7 +105,5 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         constraints=plan.constraints, latency_budget_ms=plan.budget_ms,
         quality_proxy=plan.task.quality_proxy.description, catalog_version=plan.catalog.version(),
         targets=results, candidates=all_candidates,
-        generation=GenerationAdvice(temperature=gen.temperature, top_p=gen.top_p,
-                                    max_new_tokens=min(gen.max_new_tokens, plan.shape.new_tokens) if new_tokens
-                                    else gen.max_new_tokens, rationale=gen.rationale),
+        generation=_generation(plan),
         notes=notes, hardware=hardware, probes=probes_used)

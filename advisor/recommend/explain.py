@@ -7,35 +7,39 @@ from advisor.rules.table import gb, secs
 
 
 def verdict(target_name: str, pick: Candidate | None, small: Candidate | None, large: Candidate | None,
-            best_large_overall: Candidate | None, budget_ms: float) -> str:
+            closest_large: Candidate | None, budget_ms: float) -> str:
+    """One paragraph a manager understands; every figure in it is a figure of the table's rows."""
     if pick is None:
         return f"No model meets the constraints on {target_name}; see the closest misses and what to relax."
     assert pick.e2e_p95_ms is not None and pick.memory_bytes is not None and pick.memory_limit_bytes is not None
     lat = f"p95 latency is {secs(pick.e2e_p95_ms)} against a {secs(budget_ms)} budget"
     mem = f"it needs {gb(pick.memory_bytes)} of the {gb(pick.memory_limit_bytes)} it may use"
-    if pick is large:
+    if pick is large or (large is not None and pick.key == large.key):
         if small is not None and pick.quality_proxy is not None and small.quality_proxy is not None:
             return (f"Use {pick.model} ({pick.format}): the best large model meets every constraint on {target_name}; "
-                    f"its quality proxy is {pick.quality_proxy - small.quality_proxy:.1f} points above the best small model, "
-                    f"{small.model}; {lat}, and {mem}.")
+                    f"its quality proxy is {pick.quality_proxy - small.quality_proxy:.1f} points above the best small "
+                    f"model, {small.model} ({small.format}); {lat}, and {mem}.")
         return f"Use {pick.model} ({pick.format}): it meets every constraint on {target_name}; {lat}, and {mem}."
     if large is not None:
         assert large.e2e_p95_ms is not None and large.memory_bytes is not None
-        gain = ((large.quality_proxy or 0) - (pick.quality_proxy or 0)) if large.quality_proxy is not None else 0.0
-        return (f"Use {pick.model} ({pick.format}): the best passing large model, {large.model}, gains only "
-                f"{gain:.1f} quality-proxy points for {large.e2e_p95_ms / max(pick.e2e_p95_ms, 1e-9):.1f}x the latency "
-                f"and {large.memory_bytes / max(pick.memory_bytes, 1):.1f}x the memory; {lat}.")
-    if best_large_overall is not None and best_large_overall.reasons:
+        gain = (large.quality_proxy - pick.quality_proxy) if (
+            large.quality_proxy is not None and pick.quality_proxy is not None) else 0.0
+        return (f"Use {pick.model} ({pick.format}): the best passing large model, {large.model} ({large.format}), "
+                f"gains only {gain:.1f} quality-proxy points for {large.e2e_p95_ms / max(pick.e2e_p95_ms, 1e-9):.1f}x "
+                f"the latency and {large.memory_bytes / max(pick.memory_bytes, 1):.1f}x the memory; {lat}.")
+    if closest_large is not None and closest_large.reasons:
         drop = ""
-        if best_large_overall.quality_proxy is not None and pick.quality_proxy is not None:
-            drop = f"; the quality proxy drops {best_large_overall.quality_proxy - pick.quality_proxy:.1f} points"
-        return (f"Use {pick.model} ({pick.format}): the best large model, {best_large_overall.model}, "
-                f"{best_large_overall.reasons[0]}{drop}; {lat}.")
-    return f"Use {pick.model} ({pick.format}): no large model is in the catalog for this task; {lat}."
+        if closest_large.quality_proxy is not None and pick.quality_proxy is not None:
+            diff = closest_large.quality_proxy - pick.quality_proxy
+            drop = (f"; it would score {diff:.1f} quality-proxy points {'higher' if diff >= 0 else 'lower'}")
+        return (f"Use {pick.model} ({pick.format}): the closest large model, {closest_large.model} "
+                f"({closest_large.format}), {'; '.join(closest_large.reasons)}{drop}; {lat}.")
+    return f"Use {pick.model} ({pick.format}): no large model passes your filters for this task; {lat}."
 
 
 def to_relax(misses: list[Candidate], k: Constraints, headroom: float) -> list[str]:
-    """The smallest change that would let the closest miss pass."""
+    """The smallest change of a budget that would let the closest miss pass. Filters the user set
+    (licence, formats, size) are never proposed back: the misses are admissible ones already."""
     if not misses:
         return []
     c, tips = misses[0], []
@@ -43,20 +47,14 @@ def to_relax(misses: list[Candidate], k: Constraints, headroom: float) -> list[s
         if key == "max_latency_ms" and c.e2e_p95_ms is not None:
             tips.append(f"raise --max-latency-ms to at least {c.e2e_p95_ms:.0f} ({c.model} {c.format})")
         elif key == "max_ttft_ms" and c.ttft_ms is not None:
-            tips.append(f"raise --max-ttft-ms to at least {c.ttft_ms:.0f}")
+            tips.append(f"raise --max-ttft-ms to at least {c.ttft_ms:.0f} ({c.model} {c.format})")
         elif key == "min_tokens_per_s" and c.tokens_per_s is not None:
-            tips.append(f"lower --min-tokens-per-s to {c.tokens_per_s:.1f}")
+            tips.append(f"lower --min-tokens-per-s to {c.tokens_per_s:.1f} ({c.model} {c.format})")
         elif key == "memory" and c.memory_bytes is not None:
             tips.append(f"use a device with more than {gb(c.memory_bytes / (1 - headroom))}, "
                         "a smaller format, or lower --memory-headroom")
         elif key == "min_quality" and c.quality_proxy is not None:
-            tips.append(f"lower --min-quality to {c.quality_proxy:.1f}")
-        elif key == "license":
-            tips.append(f"allow licence {c.license}")
-        elif key == "formats":
-            tips.append(f"allow format {c.format}")
-        elif key == "max_params":
-            tips.append(f"raise --max-params to {c.params_total / 1e9:.1f}e9")
+            tips.append(f"lower --min-quality to {c.quality_proxy:.1f} ({c.model} {c.format})")
     return tips
 
 

@@ -27,6 +27,7 @@ class Plan:
     runtime: str
     targets: list[str]
     catalog_paths: tuple[str, ...] = ()
+    allow_unscored: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -60,7 +61,7 @@ def constraints_from(constraints: Constraints | dict | None, overrides: dict[str
 
 
 def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints, constraint_kwargs,
-            catalog_paths, runtime: str, user_models_only: bool) -> Plan:
+            catalog_paths, runtime: str, user_models_only: bool, allow_unscored: bool = False) -> Plan:
     cat = get_catalog(tuple(catalog_paths))
     profile = cat.task(task)
     k = constraints_from(constraints, constraint_kwargs)
@@ -83,7 +84,8 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
             raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
         models = [m for m in models if m.id in mine]
     return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
-                runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths), notes=notes)
+                runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths),
+                allow_unscored=allow_unscored, notes=notes)
 
 
 def describe_target(target: str, plan: Plan) -> TargetSpec:

@@ -95,9 +95,11 @@ class TargetRecommendation(BaseModel):
     large: Candidate | None = None
     frontier: list[str] = Field(default_factory=list)     # candidate keys
     verdict: str                                  # one sentence a manager understands
+    closest_large: Candidate | None = None       # the large candidate the verdict weighs against the pick
     closest_misses: list[Candidate] = Field(default_factory=list)
     to_relax: list[str] = Field(default_factory=list)     # what to relax when nothing passes
-    what_it_would_take: list[str] = Field(default_factory=list)  # for the best large model
+    what_it_would_take: list[str] = Field(default_factory=list)  # for closest_large
+    unscored_passing: int = 0                     # candidates that pass but have no quality proxy (not eligible)
 
 
 class Recommendation(BaseModel):

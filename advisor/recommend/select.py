@@ -37,14 +37,30 @@ class Selection:
     frontier: list[str]                    # keys
 
 
-def choose(cands: list[Candidate], min_quality_gain: float) -> Selection:
-    """The large tier wins only when its best beats the best small one by `min_quality_gain` points."""
+# Limits the user sets as filters (what may be deployed at all), as opposed to budgets to be met: a
+# candidate that fails one is not admissible, is never a closest miss, and is never proposed back.
+FILTERS = frozenset({"license", "formats", "max_params"})
+
+
+def eligible(c: Candidate, allow_unscored: bool) -> bool:
+    """May this passing candidate be picked? An unscored model only when the user allows it."""
+    return c.passed and (allow_unscored or c.quality_proxy is not None)
+
+
+def admissible(c: Candidate) -> bool:
+    """Passes the user's filters (it may still miss a budget) and was estimated."""
+    return c.estimated and not (FILTERS | {"request"}) & set(c.binding)
+
+
+def choose(cands: list[Candidate], min_quality_gain: float, allow_unscored: bool = False) -> Selection:
+    """The large tier wins only when its best beats the best small one by `min_quality_gain` points.
+    Unscored models pass or fail like any other but are never chosen unless `allow_unscored`."""
     passed = [c for c in cands if c.passed]
     front = {c.key for c in pareto.frontier(passed)}
     cands = [c.model_copy(update={"on_frontier": c.key in front}) for c in cands]
-    passed = [c for c in cands if c.passed]
-    small = best([c for c in passed if c.tier == "small"])
-    large = best([c for c in passed if c.tier == "large"])
+    ok = [c for c in cands if eligible(c, allow_unscored)]
+    small = best([c for c in ok if c.tier == "small"])
+    large = best([c for c in ok if c.tier == "large"])
     if large is not None and (small is None or quality_key(large) >= quality_key(small) + min_quality_gain):
         pick = large
     else:
@@ -52,16 +68,26 @@ def choose(cands: list[Candidate], min_quality_gain: float) -> Selection:
     return Selection(cands, small, large, pick, sorted(front))
 
 
-def best_large_overall(cands: list[Candidate]) -> Candidate | None:
-    """The highest-quality large model, in its least-failing format (for 'what it would take')."""
-    large = [c for c in cands if c.tier == "large"]
+def closest_large(cands: list[Candidate], violations: dict[str, float], allow_unscored: bool = False,
+                  exclude: Candidate | None = None) -> Candidate | None:
+    """The large candidate the verdict weighs against the pick: admissible (passes the user's filters),
+    scored, and missing the fewest budgets by the least; higher quality breaks ties."""
+    large = [c for c in cands if c.tier == "large" and admissible(c) and c is not exclude
+             and (exclude is None or c.key != exclude.key)
+             and (allow_unscored or c.quality_proxy is not None)]
     if not large:
         return None
-    top = min(large, key=lambda c: (-quality_key(c), c.params_total, c.key)).model
-    return min((c for c in large if c.model == top), key=lambda c: (len(c.reasons), rank_key(c)))
+    return min(large, key=lambda c: (len(c.binding), violations.get(c.key, 0.0), -quality_key(c), c.key))
 
 
-def closest_misses(cands: list[Candidate], violations: dict[str, float], n: int = 5) -> list[Candidate]:
-    """When nothing passes: the candidates that miss the fewest limits by the least (estimated ones only)."""
-    misses = [c for c in cands if not c.passed and "request" not in c.binding]
-    return sorted(misses, key=lambda c: (len(c.binding), violations.get(c.key, 0.0), c.key))[:n]
+def closest_misses(cands: list[Candidate], violations: dict[str, float], n: int = 5,
+                   allow_unscored: bool = False) -> list[Candidate]:
+    """When nothing passes: admissible, scored candidates that miss the fewest budgets by the least."""
+    misses = [c for c in cands if not c.passed and admissible(c) and (allow_unscored or c.quality_proxy is not None)]
+    ranked = sorted(misses, key=lambda c: (len(c.binding), violations.get(c.key, 0.0), c.key))
+    out, seen = [], set()
+    for c in ranked:  # one row per model: its closest format
+        if c.model not in seen:
+            seen.add(c.model)
+            out.append(c)
+    return out[:n]
