@@ -71,15 +71,14 @@ def microprobe_rates(device: str | None = None, *, budget_s: float | None = MICR
     key = CacheKey(kind="microprobes", fingerprint=fingerprint, device=device, torch=tv)
     cache = cache or ProbeCache()
     if not refresh:
-        hit = cache.load(key, MeasuredRates)
-        if hit is not None:
-            return hit
+        hit = cache.load_entry(key, MeasuredRates)
+        if hit is not None and (not hit[1] or not run or _busy()):
+            return hit[0]   # taken under load: reused while the machine is still busy, replaced once quiet
     if not run:
         return None
     rates = run_microprobes(device, budget=Budget(budget_s), fingerprint=fingerprint, progress=progress,
                             memory_fraction=memory_fraction)
-    if not _busy():  # figures taken while other processes compete would be reused as if true
-        cache.save(key, rates)
+    cache.save(key, rates, under_load=_busy())
     return rates
 
 
@@ -149,9 +148,15 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
                    model=entry.id, architecture=architecture_hash(arch), format=fmt, batch=batch,
                    prompt_tokens=prompt_tokens, new_tokens=new_tokens)
     if not refresh:
-        hit = cache.load(key, CalibrationResult)
-        if hit is not None:
-            return hit.model_copy(update={"from_cache": True})
+        entry_hit = cache.load_entry(key, CalibrationResult)
+        if entry_hit is not None:
+            hit, under_load = entry_hit
+            if not under_load or not run or _busy():
+                notes = list(hit.notes)
+                if under_load:
+                    notes.append("cached figures were measured while the machine was busy; a run on a quiet "
+                                 "machine replaces them")
+                return hit.model_copy(update={"from_cache": True, "notes": notes})
     if not run:
         rates = microprobe_rates(device, run=False, cache=cache, fingerprint=fingerprint)
         return CalibrationResult(rates=rates, skipped=f"not probed yet on this machine (run 'advisor probe {entry.id}')")
@@ -180,10 +185,11 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
     if extra:
         m = m.model_copy(update={"notes": m.notes + extra})
     result = CalibrationResult(rates=rates, measurement=m, detail=detail)
-    if _busy():
-        result.notes.append("not cached: the machine was busy while probing; the next run measures again")
-    else:
-        cache.save(key, result)
+    busy = _busy()
+    cache.save(key, result, under_load=busy)
+    if busy:
+        result.notes.append("measured while the machine was busy: cached as such, and a run on a quiet machine "
+                            "measures again and replaces it")
     return result
 
 

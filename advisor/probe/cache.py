@@ -60,6 +60,9 @@ class CacheFile(BaseModel):
     key: CacheKey
     created_utc: str
     payload: dict
+    # Taken while other processes competed for the machine: still reused on a busy machine (probing again
+    # there would measure the same load), replaced by the next measurement taken on a quiet one.
+    under_load: bool = False
 
 
 def architecture_hash(arch: Architecture) -> str:
@@ -118,6 +121,11 @@ class ProbeCache:
         return self.directory / f"{key.kind}-{key.digest()}.json"
 
     def load(self, key: CacheKey, model: type[T]) -> T | None:
+        hit = self.load_entry(key, model)
+        return hit[0] if hit is not None else None
+
+    def load_entry(self, key: CacheKey, model: type[T]) -> tuple[T, bool] | None:
+        """(value, taken under load) or None."""
         path = self.path_for(key)
         try:
             text = path.read_text(encoding="utf-8")
@@ -134,18 +142,18 @@ class ProbeCache:
                 warnings.warn(f"probe cache {path}: written for another machine, software or request; "
                               "ignored", ProbeCacheWarning, stacklevel=2)
                 return None
-            return model.model_validate(doc.payload)
+            return model.model_validate(doc.payload), doc.under_load
         except (ValidationError, ValueError, json.JSONDecodeError, RecursionError) as exc:
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             warnings.warn(f"probe cache {path}: corrupt or not a probe cache file ({first}); ignored",
                           ProbeCacheWarning, stacklevel=2)
             return None
 
-    def save(self, key: CacheKey, value: BaseModel) -> Path | None:
+    def save(self, key: CacheKey, value: BaseModel, *, under_load: bool = False) -> Path | None:
         path = self.path_for(key)
         doc = CacheFile(schema_version=CACHE_SCHEMA_VERSION, key=key,
                         created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                        payload=value.model_dump(mode="json"))
+                        payload=value.model_dump(mode="json"), under_load=under_load)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
