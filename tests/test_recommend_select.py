@@ -105,3 +105,51 @@ def test_closest_large_is_admissible_and_misses_least():
     near = cand("near", 70, 100, 10, tier="large", passed=False, binding=["max_latency_ms"])
     got = closest_large([best_but_filtered, far, near], {"near": 0.2, "far": 0.1})
     assert got.key == "near"
+
+
+class _FakeProbes:
+    """measure() returns the candidate with a measured latency (a factor x its calibrated one)."""
+
+    def __init__(self, factor):
+        self.factor, self.contradictions, self.measured = factor, [], []
+
+    def measure(self, c, estimates, failfn, left=None):
+        self.measured.append(c.key)
+        p95 = c.e2e_p95_ms * self.factor
+        if abs(self.factor - 1) > 0.3:
+            self.contradictions.append((c.key, self.factor))
+        passed = p95 <= 1000
+        return c.model_copy(update={"e2e_p95_ms": p95, "latency_basis": "measured", "passed": passed,
+                                    "binding": [] if passed else ["max_latency_ms"]})
+
+
+def _plan():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(catalog=SimpleNamespace(tiers={}), allow_unscored=False)
+
+
+def test_the_pick_is_measured_and_a_contradicted_calibration_is_flagged():
+    from advisor.recommend.engine import _measure_the_pick
+
+    a = cand("a", 80, 600, 1).model_copy(update={"latency_basis": "calibrated"})
+    b = cand("b", 70, 400, 1).model_copy(update={"latency_basis": "calibrated"})
+    sel = choose([a, b], 0.0)
+    assert sel.pick.key == "a"
+    probes = _FakeProbes(factor=2.0)          # a measures 1200 ms: over the 1000 ms budget
+    sel2, warnings = _measure_the_pick(_plan(), sel, [a, b], {}, probes, None)
+    assert probes.measured == ["a", "b"]       # a was ruled out by its measurement, so b was measured too
+    assert sel2.pick.key == "b" and sel2.pick.latency_basis == "measured"
+    assert any("contradict" in w for w in warnings)
+    assert all(c.latency_reliable for c in sel2.candidates if c.latency_basis == "measured")
+
+
+def test_a_measurement_that_agrees_leaves_the_calibration_trusted():
+    from advisor.recommend.engine import _measure_the_pick
+
+    a = cand("a", 80, 600, 1).model_copy(update={"latency_basis": "calibrated"})
+    b = cand("b", 70, 400, 1).model_copy(update={"latency_basis": "calibrated"})
+    probes = _FakeProbes(factor=1.1)
+    sel2, warnings = _measure_the_pick(_plan(), choose([a, b], 0.0), [a, b], {}, probes, None)
+    assert probes.measured == ["a"] and sel2.pick.key == "a" and warnings == []
+    assert all(c.latency_reliable for c in sel2.candidates)

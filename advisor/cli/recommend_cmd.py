@@ -181,6 +181,7 @@ def picks_keys(t) -> set[str]:
 
 
 def _show(rec, show_all: bool) -> None:
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -228,7 +229,8 @@ def _show(rec, show_all: bool) -> None:
                 result = f"[bold]{mark}[/bold] " + result
             table.add_row(c.model, c.format, c.tier, "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
                           gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
-                          "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}", c.latency_basis or "-", "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
+                          "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}",
+                          (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"), "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
         out.print(table)
         if not show_all and len(cands) > len(shown):
             out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
@@ -236,6 +238,8 @@ def _show(rec, show_all: bool) -> None:
         if t.what_it_would_take and t.closest_large is not None:
             body += (f"\n\nWhat it would take to run {t.closest_large.model} ({t.closest_large.format}):\n"
                      + "\n".join(f"  - {w}" for w in t.what_it_would_take))
+        for w in t.warnings:
+            body += f"\n\n[yellow]warning:[/yellow] {escape(w)}"
         if t.unscored_passing:
             body += (f"\n\n{t.unscored_passing} passing candidate(s) have no quality proxy (too few published scores) "
                      "and were not considered for the pick; --allow-unscored lets them be picked.")

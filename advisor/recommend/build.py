@@ -77,18 +77,25 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
             progress(f"estimating {entry.id} {fmt} on {spec.id}", i, len(todo))
         est = None
         error = None
+        measurement = probes.measurement_for(entry, fmt, plan.shape)
         for gpus in sorted({1, spec.gpu_count}):
             try:
                 est = estimate(entry.id, target=spec.id, format=fmt, batch=plan.shape.batch,
                                prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
                                runtime=plan.runtime, gpus=gpus, catalog_paths=tuple(plan.catalog_paths),
-                               probe=False, rates=probes.rates,
-                               measurement=probes.measurement_for(entry, fmt, plan.shape))
+                               probe=False, rates=probes.rates, measurement=measurement)
             except UsageError as exc:
                 error = error or exc
                 break
             if est.memory.verdict == "fits":
                 break
+        if est is not None and measurement is not None and probes.rates is not None:
+            # a cached measurement is checked against the calibration as a fresh one is
+            calibrated = estimate(entry.id, target=spec.id, format=fmt, batch=plan.shape.batch,
+                                  prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
+                                  runtime=plan.runtime, gpus=est.gpus, catalog_paths=tuple(plan.catalog_paths),
+                                  probe=False, rates=probes.rates)
+            probes.compare(f"{entry.id} {fmt}", calibrated.latency.e2e_p95_ms, est.latency.e2e_p95_ms)
         if est is None:
             cands.append(not_estimated(entry, fmt, spec, plan, error.message if error else "not estimated"))
             continue

@@ -35,18 +35,53 @@ def _violations(plan: Plan, cands, estimates) -> dict[str, float]:
     return out
 
 
+MAX_PICK_MEASUREMENTS = 3
+
+
+def _measure_the_pick(plan: Plan, sel, cands, estimates, probes, failfn):
+    """On this machine a pick is measured before it is reported as passing: when a measurement rules it
+    out, the next pick is measured, up to MAX_PICK_MEASUREMENTS times. Calibrated figures that a
+    measurement contradicts by more than 30% are marked unreliable, and the screen says so."""
+    warnings: list[str] = []
+    for _ in range(MAX_PICK_MEASUREMENTS):
+        pick = sel.pick
+        if pick is None or pick.latency_basis == "measured":
+            break
+        updated = probes.measure(pick, estimates, failfn)
+        if updated is None:
+            warnings.append(f"the pick's latency ({pick.model} {pick.format}) is calibrated, not measured: "
+                            "the probe could not time it within the budget (--budget-s)")
+            break
+        cands = [updated if c.key == updated.key else c for c in cands]
+        sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
+    if probes.contradictions:
+        worst = max(probes.contradictions, key=lambda kv: abs(kv[1] - 1))
+        cands = [c.model_copy(update={"latency_reliable": False}) if c.latency_basis == "calibrated" else c
+                 for c in sel.candidates]
+        sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
+        warnings.append(f"measurements contradict this machine's calibration (for {worst[0]} the measured p95 is "
+                        f"{worst[1]:.2f}x the calibrated one): calibrated rows are marked unreliable; "
+                        "`advisor probe MODEL` measures any of them, --refresh re-calibrates")
+    return sel, warnings
+
+
 def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh, progress):
     from advisor.recommend.probing import LocalProbes
 
     spec = describe_target(target, plan)
     probes = LocalProbes(enabled=probe and spec.local, budget_s=budget_s, refresh=refresh, progress=progress,
                          catalog=plan.catalog, catalog_paths=plan.catalog_paths)
+    probes.allow_unscored = plan.allow_unscored
     probes.prepare()
     cands, estimates = estimate_candidates(plan, spec, probes, progress)
     available = {c.key: estimates[f"{c.model}:{c.format}"].memory.available_bytes
                  for c in cands if f"{c.model}:{c.format}" in estimates}
-    cands = probes.refine(cands, estimates, rule_failures(plan, available), plan.budget_ms)
+    failfn = rule_failures(plan, available)
+    cands = probes.refine(cands, estimates, failfn, plan.budget_ms)
     sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
+    warnings: list[str] = []
+    if probes.active:
+        sel, warnings = _measure_the_pick(plan, sel, cands, estimates, probes, failfn)
     violations = _violations(plan, sel.candidates, estimates)
     near = None
     if sel.pick is not None and sel.pick.tier != "large":
@@ -63,7 +98,7 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
         closest_large=near, closest_misses=closest,
         to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
         what_it_would_take=explain.what_it_would_take(near, est_near),
-        unscored_passing=0 if plan.allow_unscored else unscored)
+        unscored_passing=0 if plan.allow_unscored else unscored, warnings=warnings)
     return result, sel.candidates, probes, spec
 
 

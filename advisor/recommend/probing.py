@@ -20,6 +20,9 @@ LATENCY_SLACK = 1.5
 # A truncated-model probe costs roughly this share of one full prefill (few layers, repeats).
 PROBE_PREFILL_SHARE = 0.5
 MIN_PROBE_S = 5.0
+# A measurement further than this from the same candidate's calibrated figure (as a fraction) means the
+# calibration does not describe this machine right now: calibrated figures are marked unreliable.
+CONTRADICTION = 0.30
 # Default probing budget of one recommend run: cold runs must stay under a minute on a 2-core CPU.
 DEFAULT_BUDGET_S = 40.0
 # Share of the budget the hardware microprobes may take.
@@ -39,6 +42,8 @@ class LocalProbes:
         self.notes: list[str] = []
         self._used: list[dict] = []
         self._measured: dict[str, Any] = {}
+        self.contradictions: list[tuple[str, float]] = []
+        self.allow_unscored = False
         self._deadline = None
 
     def _api(self):
@@ -129,7 +134,7 @@ class LocalProbes:
         api = self._api()
         if api is None:
             return cands
-        from advisor.estimate.engine import estimate
+        from advisor.recommend.select import rank_key
 
         latency_keys = {"max_latency_ms", "max_ttft_ms", "min_tokens_per_s"}
         out = {c.key: c for c in cands}
@@ -137,9 +142,9 @@ class LocalProbes:
         for tier in ("small", "large"):
             queue = [c for c in cands if c.tier == tier and c.verdict == "fits"
                      and c.format in api.PROBED_FORMATS and set(c.binding) <= latency_keys
-                     and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms]
-            # the same order the pick is chosen in: best quality, then lowest p95, then least memory
-            queue.sort(key=lambda c: (-(c.quality_proxy if c.quality_proxy is not None else -1), c.e2e_p95_ms, c.memory_bytes, c.key))
+                     and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms
+                     and (self.allow_unscored or c.quality_proxy is not None)]  # the others are never picked
+            queue.sort(key=rank_key)  # the order the pick is chosen in
             tried_in_tier = 0
             for c in queue:
                 if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out
@@ -158,30 +163,56 @@ class LocalProbes:
                     self.notes.append(f"{c.model} {c.format}: not probed (its prefill alone would exceed the "
                                       f"{left:.0f} s of probe budget left); figures stay calibrated")
                     continue
-                est = estimates.get(f"{c.model}:{c.format}")
-                entry = self.catalog.models.get(c.model) if self.catalog is not None else None
-                if est is None or entry is None:
-                    continue
                 probed += 1
                 tried_in_tier += 1
-                res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
-                                            budget_s=left, refresh=self.refresh, run=True,
-                                            progress=self._relay(f"probing {c.model} {c.format}"))
-                if res.measurement is None:
-                    if res.skipped:
-                        self.notes.append(f"{c.model} {c.format}: not measured ({res.skipped})")
+                updated = self.measure(c, estimates, failfn, left)
+                if updated is None:
                     continue
-                self._used.append({"kind": "architecture-probe", "from_cache": res.from_cache,
-                                   **res.measurement.model_dump()})
-                new = estimate(c.model, target="local", format=c.format, batch=est.batch,
-                               prompt_tokens=est.prompt_tokens, new_tokens=est.new_tokens, runtime=est.runtime,
-                               gpus=est.gpus, catalog_paths=self.catalog_paths, probe=False, rates=self.rates,
-                               measurement=res.measurement)
-                updated = self._with_latency(c, new.latency, failfn)
                 out[c.key] = updated
                 if updated.passed:
                     break  # this tier's leader is confirmed by measurement
         return [out[c.key] for c in cands]
+
+    def measure(self, c: Candidate, estimates: dict, failfn, left: float | None = None) -> Candidate | None:
+        """Time one candidate with the architecture probe; None when it could not be measured.
+        A measurement more than CONTRADICTION away from the candidate's calibrated figure is recorded."""
+        api = self._api()
+        est = estimates.get(f"{c.model}:{c.format}")
+        entry = self.catalog.models.get(c.model) if self.catalog is not None else None
+        if api is None or est is None or entry is None or c.format not in api.PROBED_FORMATS:
+            return None
+        from advisor.estimate.engine import estimate
+
+        left = self._left() if left is None else left
+        res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
+                                    budget_s=left, refresh=self.refresh, run=True,
+                                    progress=self._relay(f"probing {c.model} {c.format}"))
+        if res.measurement is None:
+            if res.skipped:
+                self.notes.append(f"{c.model} {c.format}: not measured ({res.skipped})")
+            return None
+        self.notes.extend(n for n in res.notes if n not in self.notes)
+        self._used.append({"kind": "architecture-probe", "from_cache": res.from_cache,
+                           **res.measurement.model_dump()})
+        new = estimate(c.model, target="local", format=c.format, batch=est.batch, prompt_tokens=est.prompt_tokens,
+                       new_tokens=est.new_tokens, runtime=est.runtime, gpus=est.gpus,
+                       catalog_paths=self.catalog_paths, probe=False, rates=self.rates, measurement=res.measurement)
+        if c.latency_basis == "calibrated":
+            self.compare(f"{c.model} {c.format}", c.e2e_p95_ms, new.latency.e2e_p95_ms)
+        return self._with_latency(c, new.latency, failfn)
+
+    def compare(self, label: str, calibrated_ms: float | None, measured_ms: float | None) -> None:
+        """Record a measurement that is more than CONTRADICTION away from its calibrated figure."""
+        if not calibrated_ms or not measured_ms:
+            return
+        ratio = measured_ms / calibrated_ms
+        if (ratio > 1 + CONTRADICTION or ratio < 1 / (1 + CONTRADICTION)) and \
+                label not in {k for k, _ in self.contradictions}:
+            self.contradictions.append((label, ratio))
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.rates is not None
 
     @staticmethod
     def _with_latency(c: Candidate, lat, failfn) -> Candidate:

@@ -53,6 +53,7 @@ class Candidate(BaseModel):
     tokens_per_s: float | None = None
     latency_basis: Basis | None = None
     latency_bound: str | None = None
+    latency_reliable: bool = True                # False: a measurement on this machine contradicted its calibration
     quality_proxy: float | None                  # the task quality PROXY (lower bound); None = unscored
     quality_proxy_upper: float | None = None     # the proxy if every missing score were the catalog's best
     quality_band_points: float = 0.0             # differences below this are ties
@@ -100,6 +101,7 @@ class TargetRecommendation(BaseModel):
     to_relax: list[str] = Field(default_factory=list)     # what to relax when nothing passes
     what_it_would_take: list[str] = Field(default_factory=list)  # for closest_large
     unscored_passing: int = 0                     # candidates that pass but have no quality proxy (not eligible)
+    warnings: list[str] = Field(default_factory=list)   # what the screen must say about these figures
 
 
 class Recommendation(BaseModel):
