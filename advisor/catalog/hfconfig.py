@@ -7,10 +7,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from advisor.catalog.schema import GPT2_KEY_ALIASES, Architecture
+from advisor.catalog.schema import KEY_ALIASES, Architecture
 from advisor.errors import CatalogError
 
-_KEYS = set(Architecture.model_fields) | set(GPT2_KEY_ALIASES)
+_KEYS = (set(Architecture.model_fields) | set(KEY_ALIASES)) - {"vision_params"}
 
 
 def read_config_json(path: Path) -> dict:

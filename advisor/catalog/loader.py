@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from advisor.catalog.families import REGISTRY, ArchitectureFamily, check_families
 from advisor.catalog.hfconfig import architecture_from_path
 from advisor.catalog.params import derived_params
 from advisor.catalog.schema import BenchmarkSpec, FormatSpec, HardwareTarget, ModelEntry, TaskProfile, Tier
@@ -30,6 +31,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "tiers": Tier,
     "runtimes": RuntimeProfile,
     "benchmarks": BenchmarkSpec,
+    "architectures": ArchitectureFamily,
 }
 _FILE_KEYS = set(SECTIONS) | {"catalog_version", "description"}
 
@@ -95,9 +97,11 @@ class Catalog:
     tiers: dict[str, Tier] = field(default_factory=dict)
     runtimes: dict[str, RuntimeProfile] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
+    architectures: dict[str, ArchitectureFamily] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
+    target_origin: dict[str, str] = field(default_factory=dict)
     builtin_dir: str = ""
 
     def user_model_ids(self) -> list[str]:
@@ -206,8 +210,8 @@ def _resolve_hf_config(entry: ModelEntry, base: Path) -> ModelEntry:
     if not cfg_path.is_absolute():
         cfg_path = base / cfg_path
     arch = architecture_from_path(cfg_path)
-    return entry.model_copy(update={"architecture": arch, "hf_config": None,
-                                    "architecture_source": entry.architecture_source or str(cfg_path)})
+    return entry.with_architecture(arch, hf_config=None,
+                                   architecture_source=entry.architecture_source or str(cfg_path))
 
 
 def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list[Problem], warn: list[str]):
@@ -218,8 +222,49 @@ def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list
         return
     stated = entry.params_total
     if abs(derived - stated) > PARAM_TOLERANCE * stated:
+        vision = f" (params_vision {entry.params_vision:,} included)" if entry.params_vision else ""
         warn.append(f"{path}: entry '{entry.id}': params_total {stated:,} differs from the "
-                    f"{derived:,} derived from its architecture by {100 * (derived - stated) / stated:+.1f}%")
+                    f"{derived:,} derived from its architecture{vision} by {100 * (derived - stated) / stated:+.1f}%")
+    note = entry.arch.family.note
+    if note:
+        warn.append(f"{path}: entry '{entry.id}': {note}")
+
+
+def _resolve_instances(cat: Catalog, problems: list[Problem]) -> None:
+    """Instance targets take their device's figures; a device that is missing is a problem."""
+    for t in list(cat.targets.values()):
+        if t.device is None:
+            continue
+        where = cat.target_origin.get(t.id, "targets")
+        device = cat.targets.get(t.device)
+        if device is None:
+            problems.append(Problem(where, None, t.id, "device", f"unknown device target '{t.device}'"
+                                    + _hint(t.device, [d for d in cat.targets if not cat.targets[d].device])))
+            del cat.targets[t.id]
+            continue
+        if device.device is not None:
+            problems.append(Problem(where, None, t.id, "device", f"'{t.device}' is itself an instance target"))
+            del cat.targets[t.id]
+            continue
+        if device.kind != t.kind:
+            problems.append(Problem(where, None, t.id, "kind", f"kind '{t.kind}' differs from device "
+                                    f"'{device.id}' ({device.kind})"))
+        if device.gpus_per_node is not None and t.gpus > device.gpus_per_node:
+            problems.append(Problem(where, None, t.id, "gpus", f"{t.gpus} GPUs exceed the {device.gpus_per_node} "
+                                    f"one node of '{device.id}' holds"))
+        cat.targets[t.id] = t.with_device(device)
+
+
+def _check_families(cat: Catalog, problems: list[Problem]) -> None:
+    if not cat.architectures:
+        return
+    known = {**REGISTRY.all(), **cat.architectures}
+    for fam_id, fld, msg in check_families(known, require_base=False):
+        if fam_id in cat.architectures:
+            problems.append(Problem("architectures", None, fam_id, fld, msg))
+    if "llama" in cat.architectures:
+        for fam_id, fld, msg in check_families({"llama": cat.architectures["llama"]}, require_base=True):
+            problems.append(Problem("architectures", None, fam_id, fld, msg))
 
 
 def _check_references(cat: Catalog, problems: list[Problem]) -> None:
@@ -233,6 +278,12 @@ def _check_references(cat: Catalog, problems: list[Problem]) -> None:
                 if f not in cat.formats:
                     problems.append(Problem(where, None, m.id, "formats", f"unknown format '{f}'"
                                             + _hint(f, list(cat.formats))))
+        if m.lineage and "/" not in m.lineage.derived_from and cat.formats:
+            parent = m.lineage.derived_from.lower()
+            if parent not in cat.models and parent not in cat.aliases:
+                problems.append(Problem(where, None, m.id, "lineage.derived_from",
+                                        f"'{m.lineage.derived_from}' is not a catalog id (give an org/name repo id "
+                                        "for a model outside the catalog)" + _hint(parent, list(cat.models))))
         if cat.benchmarks:
             for b in m.benchmarks:
                 if b.name not in cat.benchmarks:
@@ -296,10 +347,16 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
                     if section == "models":
                         _check_params(obj, str(f), line, problems, warns)
                         cat.origin[obj.id] = str(f)
+                    if section == "architectures":
+                        REGISTRY.register([obj])
+                    if section == "targets":
+                        cat.target_origin[obj.id] = str(f)
                     store[obj.id] = obj
     for m in cat.models.values():
         for alias in m.aliases:
             cat.aliases[alias.lower()] = m.id
+    _resolve_instances(cat, problems)
+    _check_families(cat, problems)
     _check_references(cat, problems)
     if strict and problems:
         more = f" (and {len(problems) - 1} more; run 'advisor catalog validate')" if len(problems) > 1 else ""

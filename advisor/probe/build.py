@@ -52,13 +52,13 @@ def hf_config_kwargs(arch: Architecture, layers: int, vocab_size: int, min_posit
         "num_attention_heads": arch.num_attention_heads,
         "vocab_size": vocab_size,
         "max_position_embeddings": max(arch.max_position_embeddings or 0, min_positions),
-        "tie_word_embeddings": arch.tie_word_embeddings,
+        "tie_word_embeddings": arch.tied_embeddings,
         "bos_token_id": None, "eos_token_id": None, "pad_token_id": None,
     }
     if arch.model_type == "gpt2":
         kw = {"n_embd": arch.hidden_size, "n_layer": layers, "n_head": arch.num_attention_heads,
               "n_inner": arch.intermediate_size, "n_positions": kw["max_position_embeddings"],
-              "vocab_size": vocab_size, "tie_word_embeddings": arch.tie_word_embeddings,
+              "vocab_size": vocab_size, "tie_word_embeddings": arch.tied_embeddings,
               "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
         return kw
     if arch.num_key_value_heads is not None:
