@@ -53,8 +53,9 @@ class ArchitectureFamily(Strict):
     # q/k norms: none; head = one weight of head_dim each (qwen3, gemma3); full = over all heads (olmo2)
     qk_norm: Literal["none", "head", "full"] | None = None
     learned_positions: bool | None = None
-    # how the transformers config spells its keys (gpt2 uses n_embd, n_layer, ...)
-    config_names: Literal["hf", "gpt2"] | None = None
+    # how the transformers config spells its keys: hf; gpt2 (n_embd, n_layer, ...); granite
+    # (mamba_n_heads, mamba_d_state, ... for the Mamba-2 keys)
+    config_names: Literal["hf", "gpt2", "granite"] | None = None
     # which layers use the sliding window when the config has sliding_window but no layer_types:
     # none; all; alternate (even layers, from layer 0); pattern (every sliding_window_pattern-th
     # layer is global, the others slide)

@@ -102,6 +102,7 @@ class Catalog:
     files: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
     target_origin: dict[str, str] = field(default_factory=dict)
+    local_notes: list[str] = field(default_factory=list)   # from a --hf-cache / --models-dir scan
     builtin_dir: str = ""
 
     def user_model_ids(self) -> list[str]:
@@ -369,9 +370,20 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
 _CACHE: dict[tuple, Catalog] = {}
 
 
-def get_catalog(extra_paths: list[str] | tuple[str, ...] = ()) -> Catalog:
-    """The merged catalog, cached per process and per list of paths."""
+def get_catalog(extra_paths: list[str] | tuple[str, ...] = (), local=None) -> Catalog:
+    """The merged catalog, cached per process and per list of paths.
+
+    `local` (advisor.catalog.localmodels.LocalSources) adds the models found in the Hugging Face
+    cache and model folders it names (config.json files only).
+    """
     key = (tuple(extra_paths), os.environ.get(ENV_CATALOG_PATH, ""))
     if key not in _CACHE:
         _CACHE[key] = load_catalog(extra_paths)[0]
-    return _CACHE[key]
+    if not local:
+        return _CACHE[key]
+    local_key = key + (local,)
+    if local_key not in _CACHE:
+        from advisor.catalog.localmodels import with_local_models
+
+        _CACHE[local_key] = with_local_models(_CACHE[key], local)
+    return _CACHE[local_key]

@@ -14,6 +14,26 @@ catalog_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
 
 
+def local_models_options(func):
+    """--hf-cache and --models-dir: the command gets `local_models` (a LocalSources) instead."""
+    import functools
+    import os
+
+    @click.option("--models-dir", "models_dirs", multiple=True, metavar="DIR",
+                  help="Also consider the models in DIR (DIR/config.json, DIR/*/config.json); repeatable.")
+    @click.option("--hf-cache", "hf_cache", is_flag=True,
+                  help="Also consider the models in the Hugging Face cache (config.json files only, nothing "
+                       "downloaded or run; ADVISOR_HF_CACHE=1 or =HUB_FOLDER does the same).")
+    @functools.wraps(func)
+    def wrapper(*args, hf_cache=False, models_dirs=(), **kwargs):
+        from advisor.catalog.localmodels import ENV_HF_CACHE, sources_from_options
+
+        kwargs["local_models"] = sources_from_options(hf_cache, models_dirs, os.environ.get(ENV_HF_CACHE))
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def threshold_options(func):
     """The deployment limits shared by `recommend` and `check` (same names as Constraints)."""
     options = [

@@ -147,12 +147,12 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
               runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              user_models_only: bool = False, **constraint_kwargs) -> Recommendation:
+              user_models_only: bool = False, local_models=None, **constraint_kwargs) -> Recommendation:
     """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
     from advisor.estimate.engine import estimate
     from advisor.recommend.probing import LocalProbes
 
-    cat = get_catalog(catalog_paths)
+    cat = get_catalog(catalog_paths, local=local_models)   # + --hf-cache / --models-dir models
     profile = cat.task(task)
     k = _constraints(constraints, constraint_kwargs)
     for f in k.formats or ():
@@ -169,6 +169,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
     if k.max_latency_ms is None:
         notes.append(f"latency budget: the {task} profile's default, {secs(budget_ms)} end-to-end p95")
     notes.append(f"quality is a proxy: {profile.quality_proxy.description}")
+    notes.extend(cat.local_notes)
 
     all_candidates: list[Candidate] = []
     results: list[TargetRecommendation] = []
@@ -178,7 +179,8 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
     if user_models_only:
         mine = set(cat.user_model_ids())
         if not mine:
-            raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
+            raise UsageError("--user-models-only needs models from --catalog, ADVISOR_CATALOG_PATH, --hf-cache "
+                             "or --models-dir")
         models = [m for m in models if m.id in mine]
     for target in targets:
         local = target == "local"
@@ -212,7 +214,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
             est = None
             for gpus in sorted({1, gpu_count}):
                 try:
-                    est = estimate(entry.id, target=target, format=fmt, batch=shape.batch,
+                    est = estimate(entry, target=target, format=fmt, batch=shape.batch,
                                    prompt_tokens=shape.prompt_tokens, new_tokens=shape.new_tokens, runtime=runtime,
                                    gpus=gpus, catalog_paths=catalog_paths, probe=False,
                                    rates=probes.rates, measurement=probes.measurement_for(entry, fmt, shape))
