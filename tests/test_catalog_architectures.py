@@ -54,6 +54,13 @@ def test_recount_of_catalog_shaped_entries():
     assert pb["gemma-3-4b-test"].text == gemma.params_text
 
 
+def test_gpt_oss_routed_experts_by_hand():
+    # 24 layers x 32 experts x (gate_up 2880 x 5760 + its bias 5760 + down 2880 x 2880 + its bias 2880)
+    pb = param_breakdown(architecture_from_path(HF / "gpt-oss-20b.json"))
+    assert pb.experts == 24 * 32 * (2880 * 5760 + 5760 + 2880 * 2880 + 2880) == 19_116_933_120
+    assert pb.experts < pb.mlp     # the routers are MLP parameters too
+
+
 def test_qwen3_next_mtp_layer_is_stored_but_not_resident():
     pb = param_breakdown(architecture_from_path(HF / "qwen3-next-80b-a3b-instruct.json"))
     assert pb.mtp == 1_650_471_424

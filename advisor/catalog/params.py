@@ -58,6 +58,7 @@ class ParamBreakdown:
     per_layer_embedding: int = 0
     mtp: int = 0            # stored multi-token-prediction layers (not resident)
     vision: int = 0         # vision tower + projector (from the catalog entry)
+    experts: int = 0        # the routed experts' weights (part of mlp): what MXFP4 checkpoints quantise
     _layer_norms: int = 0
     lm_head_matmul: int = 0
 
@@ -140,8 +141,8 @@ def _shared_expert_width(arch: Architecture) -> int:
     return 0
 
 
-def _moe(arch: Architecture) -> tuple[int, int]:
-    """(all parameters, active parameters) of one MoE feed-forward block."""
+def _moe(arch: Architecture) -> tuple[int, int, int]:
+    """(all parameters, active parameters, routed-expert parameters) of one MoE feed-forward block."""
     fam = arch.family
     h, e, k = arch.hidden_size, arch.num_local_experts, arch.num_experts_per_tok
     width = arch.expert_size
@@ -154,7 +155,7 @@ def _moe(arch: Architecture) -> tuple[int, int]:
     sw = _shared_expert_width(arch)
     if sw:
         shared = _dense_mlp(arch, sw, gated=gated) + (h if fam.shared_expert_gate else 0)
-    return one * e + router + shared, one * k + router + shared
+    return one * e + router + shared, one * k + router + shared, one * e
 
 
 def _gated_deltanet(arch: Architecture) -> int:
@@ -181,11 +182,11 @@ def _mamba2(arch: Architecture) -> int:
     return n
 
 
-def _layer(arch: Architecture, spec: LayerSpec, norm_width: int) -> tuple[int, int, int, int, int]:
-    """(attention, mixer, mlp, mlp_active, norms) of one layer."""
+def _layer(arch: Architecture, spec: LayerSpec, norm_width: int) -> tuple[int, int, int, int, int, int]:
+    """(attention, mixer, mlp, mlp_active, norms, routed experts) of one layer."""
     fam = arch.family
     h = arch.hidden_size
-    attention = mixer = mlp = active = 0
+    attention = mixer = mlp = active = experts = 0
     if spec.mixer in ("full", "sliding", "chunked"):
         attention = _attention(arch, spec.kv_heads or arch.kv_heads)
     elif spec.mixer == "dense_linear":
@@ -195,7 +196,7 @@ def _layer(arch: Architecture, spec: LayerSpec, norm_width: int) -> tuple[int, i
     elif spec.mixer == "mamba":
         mixer = _mamba2(arch)
     if spec.ffn == "moe":
-        mlp, active = _moe(arch)
+        mlp, active, experts = _moe(arch)
     elif spec.ffn == "dense" and fam.shared_mlp_every_layer:
         pass  # granite without experts: its only feed-forward is the shared MLP below
     elif spec.ffn == "dense":
@@ -215,21 +216,22 @@ def _layer(arch: Architecture, spec: LayerSpec, norm_width: int) -> tuple[int, i
         mlp += 2 * h * pl
         active += 2 * h * pl
         norms += norm_width
-    return attention, mixer, mlp, active, norms
+    return attention, mixer, mlp, active, norms, experts
 
 
 def param_breakdown(arch: Architecture) -> ParamBreakdown:
     fam = arch.family
     h = arch.hidden_size
     norm_width = h * fam.norm_params_per_width
-    attention = mixer = mlp = active = layer_norms = 0
+    attention = mixer = mlp = active = layer_norms = experts = 0
     for spec in arch.layer_plan():
-        a, m, f, fa, n = _layer(arch, spec, norm_width)
+        a, m, f, fa, n, e = _layer(arch, spec, norm_width)
         attention += a
         mixer += m
         mlp += f
         active += fa
         layer_norms += n
+        experts += e
     embedding = arch.vocab_size * h
     positions = (arch.max_position_embeddings or 0) * h if fam.learned_positions else 0
     lm_head = 0 if arch.tied_embeddings else arch.vocab_size * h
@@ -244,8 +246,8 @@ def param_breakdown(arch: Architecture) -> ParamBreakdown:
     if mtp_layers:
         # one full-attention layer with the model's feed-forward kind, fc (2h -> h), three norms
         ffn = "moe" if arch.is_moe else "dense"
-        a, _, f, _, n = _layer(arch, LayerSpec("full", ffn, kv_heads=arch.kv_heads, ffn_size=arch.ffn_size),
-                               norm_width)
+        a, _, f, _, n, _ = _layer(arch, LayerSpec("full", ffn, kv_heads=arch.kv_heads, ffn_size=arch.ffn_size),
+                                  norm_width)
         mtp = mtp_layers * (a + f + n + 2 * h * h + 3 * norm_width)
     return ParamBreakdown(
         embedding=embedding,
@@ -260,6 +262,7 @@ def param_breakdown(arch: Architecture) -> ParamBreakdown:
         per_layer_embedding=ple,
         mtp=mtp,
         vision=arch.vision_params or 0,
+        experts=experts,
         _layer_norms=layer_norms,
         lm_head_matmul=arch.vocab_size * h,
     )
