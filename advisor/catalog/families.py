@@ -153,6 +153,7 @@ class _Registry:
     def __init__(self):
         self._families: dict[str, ArchitectureFamily] | None = None
         self._resolved: dict[str, ResolvedFamily] = {}
+        self.generation = 0   # bumped when the rules change: caches of derived figures key on it
 
     def _builtin(self) -> dict[str, ArchitectureFamily]:
         if self._families is None:
@@ -175,10 +176,12 @@ class _Registry:
         for fam in families:
             table[fam.id] = fam
         self._resolved.clear()
+        self.generation += 1
 
     def reset(self) -> None:
         self._families = None
         self._resolved.clear()
+        self.generation += 1
 
     def resolve(self, model_type: str) -> ResolvedFamily:
         if model_type in self._resolved:

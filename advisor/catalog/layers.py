@@ -38,6 +38,26 @@ if TYPE_CHECKING:
 
 KV_MIXERS = ("full", "sliding", "chunked")
 STATE_MIXERS = ("linear", "mamba")
+_CACHE: dict[tuple, object] = {}
+_CACHE_MAX = 8192
+
+
+def cached(kind: str, arch: Architecture, compute):
+    """Derived figures of an architecture, computed once per Architecture object (the estimator asks for
+    the same model's plan thousands of times in one recommend). Architectures are frozen: a changed copy
+    (model_copy) is a new object with its own entry. The cache holds the object, so its id is not
+    reused while cached; it is keyed on the family rules' generation too."""
+    from advisor.catalog.families import REGISTRY
+
+    key = (kind, REGISTRY.generation, id(arch))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] is arch:
+        return hit[1]
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    result = compute(arch)
+    _CACHE[key] = (arch, result)
+    return result
 
 
 @dataclass(frozen=True)
@@ -98,6 +118,10 @@ def nas_ffn_size(ffn_mult: float, hidden: int) -> int:
 
 
 def layer_plan(arch: Architecture) -> tuple[LayerSpec, ...]:
+    return cached("plan", arch, _layer_plan)
+
+
+def _layer_plan(arch: Architecture) -> tuple[LayerSpec, ...]:
     fam = arch.family
     n = arch.num_hidden_layers
     kv = arch.kv_heads
@@ -235,6 +259,39 @@ def state_elements(arch: Architecture, spec: LayerSpec) -> tuple[int, int]:
         head_dim = arch.mamba_head_dim or inner // heads
         return conv, heads * head_dim * arch.ssm_state_size
     return 0, 0
+
+
+def kv_profile(arch: Architecture) -> tuple[int, tuple[tuple[int, int], ...]]:
+    """(K+V elements per token of the uncapped layers, ((window, K+V elements per token), ...) of the
+    capped ones): kv_cache_bytes in closed form."""
+    def compute(a):
+        full = 0
+        capped: dict[int, int] = {}
+        for spec in a.layer_plan():
+            if not spec.keeps_kv:
+                continue
+            width = 2 * spec.kv_heads * a.head_size
+            if spec.mixer == "full" or spec.window is None:
+                full += width
+            else:
+                capped[spec.window] = capped.get(spec.window, 0) + width
+        return full, tuple(sorted(capped.items()))
+
+    return cached("kv", arch, compute)
+
+
+def state_profile(arch: Architecture) -> tuple[int, int]:
+    """(conv-state elements, recurrent-state elements) of all state-keeping layers, per sequence."""
+    def compute(a):
+        conv = temporal = 0
+        for spec in a.layer_plan():
+            if spec.keeps_state:
+                c, t = state_elements(a, spec)
+                conv += c
+                temporal += t
+        return conv, temporal
+
+    return cached("state", arch, compute)
 
 
 def summary(arch: Architecture) -> dict:

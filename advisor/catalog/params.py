@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.catalog.layers import LayerSpec, mamba_inner
+from advisor.catalog.layers import LayerSpec, cached, mamba_inner
 from advisor.catalog.schema import Architecture
 
 
@@ -220,6 +220,10 @@ def _layer(arch: Architecture, spec: LayerSpec, norm_width: int) -> tuple[int, i
 
 
 def param_breakdown(arch: Architecture) -> ParamBreakdown:
+    return cached("params", arch, _param_breakdown)
+
+
+def _param_breakdown(arch: Architecture) -> ParamBreakdown:
     fam = arch.family
     h = arch.hidden_size
     norm_width = h * fam.norm_params_per_width

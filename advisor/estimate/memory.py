@@ -66,17 +66,11 @@ def kv_cache_bytes(arch: Architecture, tokens: int, batch: int, element_bytes: i
     min(tokens, chunk). Gated DeltaNet and Mamba-2 layers keep a fixed-size state instead
     (recurrent_state_bytes), and NAS no-op / linear-replacement layers keep nothing.
     """
-    per_token = 0
-    capped = 0
-    for spec in arch.layer_plan():
-        if not spec.keeps_kv:
-            continue
-        width = 2 * spec.kv_heads * arch.head_size
-        if spec.mixer == "full" or spec.window is None:
-            per_token += width
-        else:
-            capped += width * min(tokens, spec.window)
-    return (per_token * tokens + capped) * batch * element_bytes
+    from advisor.catalog.layers import kv_profile
+
+    per_token, capped = kv_profile(arch)
+    elements = per_token * tokens + sum(width * min(tokens, window) for window, width in capped)
+    return elements * batch * element_bytes
 
 
 def state_element_bytes(arch: Architecture, element_bytes: int) -> int:
@@ -93,14 +87,9 @@ def recurrent_state_bytes(arch: Architecture, batch: int, element_bytes: int,
     channels in element_bytes, and a recurrent state (heads x key_dim x value_dim for Gated DeltaNet,
     heads x head_dim x state_size for Mamba-2) in state_bytes (default: state_element_bytes).
     """
-    from advisor.catalog.layers import state_elements
+    from advisor.catalog.layers import state_profile
 
-    conv = temporal = 0
-    for spec in arch.layer_plan():
-        if spec.keeps_state:
-            c, t = state_elements(arch, spec)
-            conv += c
-            temporal += t
+    conv, temporal = state_profile(arch)
     if not conv and not temporal:
         return 0
     sb = state_element_bytes(arch, element_bytes) if state_bytes is None else state_bytes
