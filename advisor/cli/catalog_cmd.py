@@ -223,7 +223,7 @@ def validate(paths, as_json):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         cat, problems, warns = load_catalog(paths, include_builtin=False, strict=False, include_env=False)
-    counts = {k: len(getattr(cat, k)) for k in ("models", "targets", "tasks", "formats", "tiers")}
+    counts = {k: len(getattr(cat, k)) for k in ("models", "targets", "tasks", "formats", "tiers", "architectures")}
     if as_json:
         print_json({"valid": not problems, "counts": counts, "files": cat.files,
                     "errors": [str(p) for p in problems], "warnings": warns})
