@@ -19,6 +19,7 @@ def isolate_user_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("ADVISOR_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.delenv("ADVISOR_CATALOG_PATH", raising=False)
+    monkeypatch.delenv("ADVISOR_HF_CACHE", raising=False)   # a developer's own cache must not join the tests
     monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
     monkeypatch.setenv("ADVISOR_HARDWARE_FIXTURE", "")
     # the test run itself loads the 2-core machine; cache tests must not depend on the load average

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from advisor.catalog.families import REGISTRY, ArchitectureFamily, check_families
 from advisor.catalog.hfconfig import architecture_from_path
 from advisor.catalog.params import derived_params
 from advisor.catalog.schema import (BenchmarkSpec, FormatSpec, HardwareTarget, LicenceSpec, ModelEntry,
@@ -32,6 +33,7 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "runtimes": RuntimeProfile,
     "benchmarks": BenchmarkSpec,
     "licenses": LicenceSpec,
+    "architectures": ArchitectureFamily,
 }
 _FILE_KEYS = set(SECTIONS) | {"catalog_version", "description"}
 
@@ -98,9 +100,12 @@ class Catalog:
     runtimes: dict[str, RuntimeProfile] = field(default_factory=dict)
     benchmarks: dict[str, BenchmarkSpec] = field(default_factory=dict)
     licenses: dict[str, LicenceSpec] = field(default_factory=dict)
+    architectures: dict[str, ArchitectureFamily] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
     origin: dict[str, str] = field(default_factory=dict)   # model id -> file that defined it
+    target_origin: dict[str, str] = field(default_factory=dict)
+    local_notes: list[str] = field(default_factory=list)   # from a --hf-cache / --models-dir scan
     builtin_dir: str = ""
 
     def user_model_ids(self) -> list[str]:
@@ -207,8 +212,8 @@ def _resolve_hf_config(entry: ModelEntry, base: Path) -> ModelEntry:
     if not cfg_path.is_absolute():
         cfg_path = base / cfg_path
     arch = architecture_from_path(cfg_path)
-    return entry.model_copy(update={"architecture": arch, "hf_config": None,
-                                    "architecture_source": entry.architecture_source or str(cfg_path)})
+    return entry.with_architecture(arch, hf_config=None,
+                                   architecture_source=entry.architecture_source or str(cfg_path))
 
 
 def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list[Problem], warn: list[str]):
@@ -219,8 +224,49 @@ def _check_params(entry: ModelEntry, path: str, line: int | None, problems: list
         return
     stated = entry.params_total
     if abs(derived - stated) > PARAM_TOLERANCE * stated:
+        vision = f" (params_vision {entry.params_vision:,} included)" if entry.params_vision else ""
         warn.append(f"{path}: entry '{entry.id}': params_total {stated:,} differs from the "
-                    f"{derived:,} derived from its architecture by {100 * (derived - stated) / stated:+.1f}%")
+                    f"{derived:,} derived from its architecture{vision} by {100 * (derived - stated) / stated:+.1f}%")
+    note = entry.arch.family.note
+    if note:
+        warn.append(f"{path}: entry '{entry.id}': {note}")
+
+
+def _resolve_instances(cat: Catalog, problems: list[Problem]) -> None:
+    """Instance targets take their device's figures; a device that is missing is a problem."""
+    for t in list(cat.targets.values()):
+        if t.device is None:
+            continue
+        where = cat.target_origin.get(t.id, "targets")
+        device = cat.targets.get(t.device)
+        if device is None:
+            problems.append(Problem(where, None, t.id, "device", f"unknown device target '{t.device}'"
+                                    + _hint(t.device, [d for d in cat.targets if not cat.targets[d].device])))
+            del cat.targets[t.id]
+            continue
+        if device.device is not None:
+            problems.append(Problem(where, None, t.id, "device", f"'{t.device}' is itself an instance target"))
+            del cat.targets[t.id]
+            continue
+        if device.kind != t.kind:
+            problems.append(Problem(where, None, t.id, "kind", f"kind '{t.kind}' differs from device "
+                                    f"'{device.id}' ({device.kind})"))
+        if device.gpus_per_node is not None and t.gpus > device.gpus_per_node:
+            problems.append(Problem(where, None, t.id, "gpus", f"{t.gpus} GPUs exceed the {device.gpus_per_node} "
+                                    f"one node of '{device.id}' holds"))
+        cat.targets[t.id] = t.with_device(device)
+
+
+def _check_families(cat: Catalog, problems: list[Problem]) -> None:
+    if not cat.architectures:
+        return
+    known = {**REGISTRY.all(), **cat.architectures}
+    for fam_id, fld, msg in check_families(known, require_base=False):
+        if fam_id in cat.architectures:
+            problems.append(Problem("architectures", None, fam_id, fld, msg))
+    if "llama" in cat.architectures:
+        for fam_id, fld, msg in check_families({"llama": cat.architectures["llama"]}, require_base=True):
+            problems.append(Problem("architectures", None, fam_id, fld, msg))
 
 
 def _check_references(cat: Catalog, problems: list[Problem], warns: list[str]) -> None:
@@ -234,6 +280,12 @@ def _check_references(cat: Catalog, problems: list[Problem], warns: list[str]) -
                 if f not in cat.formats:
                     problems.append(Problem(where, None, m.id, "formats", f"unknown format '{f}'"
                                             + _hint(f, list(cat.formats))))
+        if m.lineage and "/" not in m.lineage.derived_from and cat.formats:
+            parent = m.lineage.derived_from.lower()
+            if parent not in cat.models and parent not in cat.aliases:
+                problems.append(Problem(where, None, m.id, "lineage.derived_from",
+                                        f"'{m.lineage.derived_from}' is not a catalog id (give an org/name repo id "
+                                        "for a model outside the catalog)" + _hint(parent, list(cat.models))))
         if cat.benchmarks:
             for b in m.benchmarks:
                 if b.name not in cat.benchmarks:
@@ -307,10 +359,16 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
                     if section == "models":
                         _check_params(obj, str(f), line, problems, warns)
                         cat.origin[obj.id] = str(f)
+                    if section == "architectures":
+                        REGISTRY.register([obj])
+                    if section == "targets":
+                        cat.target_origin[obj.id] = str(f)
                     store[obj.id] = obj
     for m in cat.models.values():
         for alias in m.aliases:
             cat.aliases[alias.lower()] = m.id
+    _resolve_instances(cat, problems)
+    _check_families(cat, problems)
     _check_references(cat, problems, warns)
     if strict and problems:
         more = f" (and {len(problems) - 1} more; run 'advisor catalog validate')" if len(problems) > 1 else ""
@@ -323,9 +381,20 @@ def load_catalog(extra_paths: list[str] | tuple[str, ...] = (), *, include_built
 _CACHE: dict[tuple, Catalog] = {}
 
 
-def get_catalog(extra_paths: list[str] | tuple[str, ...] = ()) -> Catalog:
-    """The merged catalog, cached per process and per list of paths."""
+def get_catalog(extra_paths: list[str] | tuple[str, ...] = (), local=None) -> Catalog:
+    """The merged catalog, cached per process and per list of paths.
+
+    `local` (advisor.catalog.localmodels.LocalSources) adds the models found in the Hugging Face
+    cache and model folders it names (config.json files only).
+    """
     key = (tuple(extra_paths), os.environ.get(ENV_CATALOG_PATH, ""))
     if key not in _CACHE:
         _CACHE[key] = load_catalog(extra_paths)[0]
-    return _CACHE[key]
+    if not local:
+        return _CACHE[key]
+    local_key = key + (local,)
+    if local_key not in _CACHE:
+        from advisor.catalog.localmodels import with_local_models
+
+        _CACHE[local_key] = with_local_models(_CACHE[key], local)
+    return _CACHE[local_key]

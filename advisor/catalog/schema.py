@@ -41,8 +41,60 @@ def _check_source(value: str) -> str:
     return value
 
 
+LayerTypeName = Literal["full_attention", "sliding_attention", "chunked_attention", "linear_attention", "mamba",
+                        "attention"]
+
+# Other spellings of the same config keys, and the name this schema keeps (a config's own names are
+# accepted verbatim; both spellings with different values are an error).
+KEY_ALIASES = {
+    **GPT2_KEY_ALIASES,
+    "num_experts": "num_local_experts",          # Qwen
+    "n_routed_experts": "num_local_experts",     # DeepSeek, Nemotron
+    "mamba_n_heads": "mamba_num_heads",          # Granite-4.0-H -> Nemotron-H names
+    "mamba_d_head": "mamba_head_dim",
+    "mamba_d_state": "ssm_state_size",
+    "mamba_n_groups": "n_groups",
+    "mamba_d_conv": "conv_kernel",
+    "mamba_expand": "expand",
+    "mtp_num_hidden_layers": "mtp_layers",       # Qwen3.5
+    "num_nextn_predict_layers": "mtp_layers",    # DeepSeek / vLLM's name
+}
+# A zero in these means "none" in published configs (granite dense: num_local_experts 0).
+_ZERO_IS_NONE = ("num_local_experts", "num_experts_per_tok", "shared_expert_intermediate_size",
+                 "moe_shared_expert_intermediate_size", "shared_intermediate_size", "n_shared_experts",
+                 "sliding_window", "attention_chunk_size", "full_attention_interval")
+
+
+class NasAttention(BaseModel):
+    """One DeciLM block's attention (block_configs[i].attention), keys verbatim; extra keys kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    n_heads_in_group: int | None = Field(default=None, gt=0, le=100_000)
+    no_op: bool = False
+    replace_with_linear: bool = False
+
+
+class NasFfn(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    ffn_mult: float | None = Field(default=None, gt=0, le=1000)
+    intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)
+    no_op: bool = False
+    replace_with_linear: bool = False
+
+
+class NasBlock(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+    attention: NasAttention
+    ffn: NasFfn
+
+
 class Architecture(Strict):
-    """Architecture with the key names of a Hugging Face config.json."""
+    """Architecture with the key names of a Hugging Face config.json (the text model's, for a multimodal one).
+
+    Hybrid, MoE, NAS and per-layer-embedding keys are optional; which layers hold a KV cache, which
+    hold a recurrent state and which are MoE is derived in advisor/catalog/layers.py. Family rules
+    (biases, norms, gated MLP, ...) come from catalog/architectures.yaml by model_type.
+    """
 
     model_type: str
     hidden_size: int = Field(gt=0, le=1_000_000)
@@ -53,23 +105,73 @@ class Architecture(Strict):
     intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)
     vocab_size: int = Field(gt=0, le=100_000_000)
     max_position_embeddings: int | None = Field(default=None, gt=0, le=100_000_000)
-    tie_word_embeddings: bool = False
+    # None: the transformers config class's default for the family (gemma, gpt2: tied; llama: not)
+    tie_word_embeddings: bool | None = None
+    sliding_window: int | None = Field(default=None, gt=0, le=100_000_000)
+    # The config's per-layer list verbatim; None means the family's convention (architectures.yaml).
+    layer_types: list[LayerTypeName] | None = Field(default=None, max_length=10_000)
+    attention_bias: bool | None = None
+    mlp_bias: bool | None = None
+    attn_output_gate: bool | None = None
+    sliding_window_pattern: int | None = Field(default=None, gt=0, le=10_000)
+    attention_chunk_size: int | None = Field(default=None, gt=0, le=100_000_000)
+    # MoE (num_experts / n_routed_experts are accepted as num_local_experts)
     num_local_experts: int | None = Field(default=None, gt=0, le=100_000)
     num_experts_per_tok: int | None = Field(default=None, gt=0, le=100_000)
-    sliding_window: int | None = Field(default=None, gt=0, le=100_000_000)
-    # Which layers use the sliding window; None means the model_type's convention.
-    layer_types: list[Literal["sliding_attention", "full_attention"]] | None = None
-    attention_bias: bool | None = None
+    moe_intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)
+    shared_expert_intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)
+    moe_shared_expert_intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)  # Nemotron 3
+    shared_intermediate_size: int | None = Field(default=None, gt=0, le=10_000_000)             # Granite
+    n_shared_experts: int | None = Field(default=None, gt=0, le=100_000)
+    first_k_dense_replace: int | None = Field(default=None, ge=0, le=10_000)
+    mlp_only_layers: list[int] | None = Field(default=None, max_length=10_000)
+    decoder_sparse_step: int | None = Field(default=None, gt=0, le=10_000)
+    interleave_moe_layer_step: int | None = Field(default=None, gt=0, le=10_000)
+    intermediate_size_mlp: int | None = Field(default=None, gt=0, le=10_000_000)              # Llama 4 dense layers
+    # Gated DeltaNet (Qwen3-Next, Qwen3.5/3.6)
+    full_attention_interval: int | None = Field(default=None, gt=0, le=10_000)
+    linear_num_key_heads: int | None = Field(default=None, gt=0, le=100_000)
+    linear_num_value_heads: int | None = Field(default=None, gt=0, le=100_000)
+    linear_key_head_dim: int | None = Field(default=None, gt=0, le=100_000)
+    linear_value_head_dim: int | None = Field(default=None, gt=0, le=100_000)
+    linear_conv_kernel_dim: int | None = Field(default=None, gt=0, le=1_000)
+    # Mamba-2 (Nemotron-H names; Granite's mamba_n_heads, mamba_d_head, ... are accepted)
+    hybrid_override_pattern: str | None = Field(default=None, max_length=10_000, pattern=r"^[M*\-E]+$")
+    mamba_num_heads: int | None = Field(default=None, gt=0, le=100_000)
+    mamba_head_dim: int | None = Field(default=None, gt=0, le=100_000)
+    ssm_state_size: int | None = Field(default=None, gt=0, le=100_000)
+    n_groups: int | None = Field(default=None, gt=0, le=100_000)
+    conv_kernel: int | None = Field(default=None, gt=0, le=1_000)
+    expand: float | None = Field(default=None, gt=0, le=1_000)
+    # Per-layer embeddings (Gemma 3n / Gemma 4 "E" models)
+    hidden_size_per_layer_input: int | None = Field(default=None, gt=0, le=1_000_000)
+    vocab_size_per_layer_input: int | None = Field(default=None, gt=0, le=100_000_000)
+    # NAS-heterogeneous layers (DeciLM / Llama-3.3-Nemotron-Super): the config's list verbatim
+    block_configs: list[NasBlock] | None = Field(default=None, max_length=10_000)
+    # Stored multi-token-prediction layers (Qwen3.5 mtp_num_hidden_layers); None: the family's default
+    mtp_layers: int | None = Field(default=None, ge=0, le=64)
+    # Not a config.json key: the entry's params_vision (vision tower + projector), resident with the
+    # text weights. Filled in by ModelEntry; a catalog file sets params_vision on the entry instead.
+    vision_params: int | None = Field(default=None, ge=0, le=10**14, exclude=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _accept_gpt2_names(cls, data):
-        if isinstance(data, dict):
-            data = dict(data)
-            for old, new in GPT2_KEY_ALIASES.items():
-                if old in data:
-                    value = data.pop(old)
-                    data.setdefault(new, value)
+    def _accept_config_names(cls, data):
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in KEY_ALIASES.items():
+            if old in data:
+                value = data.pop(old)
+                if new in data and data[new] is not None and value is not None and data[new] != value:
+                    raise ValueError(f"'{old}' ({value!r}) and '{new}' ({data[new]!r}) disagree")
+                if data.get(new) is None:
+                    data[new] = value
+        for key in _ZERO_IS_NONE:
+            if data.get(key) == 0 and not isinstance(data.get(key), bool):
+                data[key] = None
+        if data.get("mlp_only_layers") == []:
+            data["mlp_only_layers"] = None
         return data
 
     @model_validator(mode="after")
@@ -81,14 +183,40 @@ class Architecture(Strict):
         if self.head_dim is None and self.hidden_size % self.num_attention_heads != 0:
             raise ValueError("hidden_size is not a multiple of num_attention_heads and head_dim is not given")
         if (self.num_experts_per_tok is not None) != (self.num_local_experts is not None):
-            raise ValueError("num_local_experts and num_experts_per_tok go together")
+            raise ValueError("num_local_experts (or num_experts / n_routed_experts) and num_experts_per_tok go together")
         if self.num_local_experts and self.num_experts_per_tok > self.num_local_experts:
             raise ValueError("num_experts_per_tok exceeds num_local_experts")
         if self.layer_types is not None and len(self.layer_types) != self.num_hidden_layers:
             raise ValueError("layer_types must have one entry per layer")
+        if self.hybrid_override_pattern is not None and len(self.hybrid_override_pattern) != self.num_hidden_layers:
+            raise ValueError(f"hybrid_override_pattern has {len(self.hybrid_override_pattern)} layers, "
+                             f"num_hidden_layers says {self.num_hidden_layers}")
+        if self.block_configs is not None and len(self.block_configs) != self.num_hidden_layers:
+            raise ValueError("block_configs must have one entry per layer")
+        for i in self.mlp_only_layers or ():
+            if not 0 <= i < self.num_hidden_layers:
+                raise ValueError(f"mlp_only_layers names layer {i}, outside 0..{self.num_hidden_layers - 1}")
+        from advisor.catalog import layers
+
+        for problem in layers.missing_dims(self):
+            raise ValueError(problem)
         return self
 
     # Derived figures: every consumer uses these rather than re-deriving defaults.
+    @property
+    def family(self):
+        """The resolved architectures.yaml rules for this model_type."""
+        from advisor.catalog.families import family_of
+
+        return family_of(self.model_type)
+
+    @property
+    def tied_embeddings(self) -> bool:
+        """Whether the LM head shares the embedding table (counted once)."""
+        if self.tie_word_embeddings is not None:
+            return self.tie_word_embeddings
+        return self.family.tie_word_embeddings
+
     @property
     def kv_heads(self) -> int:
         return self.num_key_value_heads or self.num_attention_heads
@@ -99,12 +227,17 @@ class Architecture(Strict):
 
     @property
     def ffn_size(self) -> int:
-        return self.intermediate_size or 4 * self.hidden_size
+        """The dense MLP width (for an MoE model: one expert's when no dense width is given)."""
+        return self.intermediate_size or self.moe_intermediate_size or 4 * self.hidden_size
+
+    @property
+    def expert_size(self) -> int:
+        return self.moe_intermediate_size or self.intermediate_size or 4 * self.hidden_size
 
     @property
     def gated_mlp(self) -> bool:
         """SwiGLU/GeGLU MLPs have three matrices; gpt2-style MLPs two."""
-        return self.model_type not in ("gpt2", "gpt_neox", "opt", "bloom", "falcon")
+        return self.family.mlp == "gated"
 
     @property
     def is_moe(self) -> bool:
@@ -112,20 +245,23 @@ class Architecture(Strict):
 
     @property
     def learned_positions(self) -> bool:
-        return self.model_type in ("gpt2", "opt")
+        return self.family.learned_positions
+
+    def layer_plan(self):
+        """One LayerSpec per layer: its token mixer (full / sliding / chunked attention, linear attention,
+        Mamba-2, none) with its window, and its feed-forward (dense / MoE / none)."""
+        from advisor.catalog.layers import layer_plan
+
+        return layer_plan(self)
 
     def sliding_layers(self) -> int:
         """How many layers attend over a sliding window only."""
-        if self.layer_types is not None:
-            return sum(1 for t in self.layer_types if t == "sliding_attention")
-        if not self.sliding_window:
-            return 0
-        if self.model_type in ("gemma2", "gemma3"):
-            # Gemma 2 alternates local (sliding) and global attention, starting with local.
-            return (self.num_hidden_layers + 1) // 2
-        if self.model_type in ("mistral", "mixtral", "phi3", "starcoder2"):
-            return self.num_hidden_layers
-        return 0
+        return sum(1 for spec in self.layer_plan() if spec.mixer == "sliding")
+
+    @property
+    def is_hybrid(self) -> bool:
+        """Some layers keep a fixed-size recurrent state instead of a KV cache."""
+        return any(spec.mixer in ("linear", "mamba") for spec in self.layer_plan())
 
 
 class Benchmark(Strict):
@@ -154,12 +290,56 @@ class Benchmark(Strict):
         return 100.0 * self.value / self.scale
 
 
+LineageMethod = Literal["distill", "prune", "nas", "quantise", "fine-tune", "merge", "continued-pretrain"]
+# Older spellings (the first catalog wrote "distilled", "pruned+distilled").
+_METHOD_ALIASES = {"distilled": "distill", "distillation": "distill", "pruned": "prune", "pruning": "prune",
+                   "quantised": "quantise", "quantized": "quantise", "quantize": "quantise",
+                   "fine-tuned": "fine-tune", "finetune": "fine-tune", "sft": "fine-tune", "merged": "merge",
+                   "continued-pretraining": "continued-pretrain"}
+
+
 class Lineage(Strict):
-    parent: str
-    method: str
+    """Where a model comes from: a catalog id or Hugging Face repo id, and how it was made from it."""
+
+    derived_from: str
+    method: list[LineageMethod] = Field(min_length=1, max_length=7)
     source: str
 
     _src = field_validator("source")(_check_source)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_old_names(cls, data):
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "parent" in data:  # the first schema's name
+            parent = data.pop("parent")
+            if data.get("derived_from") not in (None, parent):
+                raise ValueError("'parent' and 'derived_from' disagree")
+            data["derived_from"] = parent
+        method = data.get("method")
+        if isinstance(method, str):
+            method = [m for m in method.replace(",", "+").split("+") if m.strip()]
+        if isinstance(method, list):
+            data["method"] = [_METHOD_ALIASES.get(m.strip().lower(), m.strip().lower()) if isinstance(m, str) else m
+                              for m in method]
+        return data
+
+    @field_validator("derived_from")
+    @classmethod
+    def _repo_or_id(cls, value: str) -> str:
+        if not _ALIAS_RE.match(value):
+            raise ValueError(f"'{value}' is neither a catalog id nor an org/name repo id")
+        return value
+
+    @property
+    def parent(self) -> str:
+        return self.derived_from
+
+    @property
+    def methods(self) -> str:
+        return "+".join(self.method)
 
 
 class ModelEntry(Strict):
@@ -169,6 +349,8 @@ class ModelEntry(Strict):
     aliases: list[str] = Field(default_factory=list)
     params_total: int = Field(gt=0, le=10**14)
     params_active: int | None = Field(default=None, gt=0, le=10**14)
+    # Vision tower + projector of a multimodal model (in params_total; resident even for text use).
+    params_vision: int | None = Field(default=None, ge=0, le=10**14)
     params_source: str
     architecture: Architecture | None = None
     # A local config.json path (relative to the catalog file); never fetched from a hub.
@@ -215,12 +397,31 @@ class ModelEntry(Strict):
             raise ValueError("quantised 'formats' need a 'formats_source'")
         if self.params_active is not None and self.params_active > self.params_total:
             raise ValueError("params_active exceeds params_total")
+        if self.params_vision is not None and self.params_vision >= self.params_total:
+            raise ValueError("params_vision must be less than params_total (which includes it)")
+        if self.architecture is not None and self.architecture.vision_params is not None:
+            raise ValueError("architecture.vision_params is derived: give params_vision on the entry")
+        if self.params_vision and self.architecture is not None:
+            # the vision tower is resident with the text weights: the memory model reads it from here
+            object.__setattr__(self, "architecture",
+                               self.architecture.model_copy(update={"vision_params": self.params_vision}))
         return self
 
     @property
     def arch(self) -> Architecture:
         assert self.architecture is not None, "hf_config entries are resolved by the loader"
         return self.architecture
+
+    def with_architecture(self, arch: Architecture, **update) -> "ModelEntry":
+        """A copy with `arch` (resolved from hf_config or a local config), carrying params_vision into it."""
+        if self.params_vision:
+            arch = arch.model_copy(update={"vision_params": self.params_vision})
+        return self.model_copy(update={"architecture": arch, **update})
+
+    @property
+    def params_text(self) -> int:
+        """Parameters of the language model alone (what the architecture recount matches)."""
+        return self.params_total - (self.params_vision or 0)
 
     @property
     def context(self) -> int | None:
@@ -246,53 +447,130 @@ class Interconnect(Strict):
     _src = field_validator("source")(_check_source)
 
 
+_DATE_RE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+# Fields an instance target (one with `device`) takes from its device target when it does not set them.
+DEVICE_FIELDS = ("memory_gb", "memory_bytes", "memory_source", "memory_bandwidth_gbs", "peak_tflops", "tdp_w",
+                 "interconnect")
+
+
 class HardwareTarget(Strict):
+    """A device type (one GPU, or a CPU host) or a cloud instance rented by name (`device` + `gpus`)."""
+
     id: str
     name: str
     kind: Literal["gpu", "cpu"]
-    memory_gb: float = Field(gt=0, le=1e7)       # the marketing size, for display
+    memory_gb: float | None = Field(default=None, gt=0, le=1e7)   # the marketing size, for display
     # What the driver reports (NVML memory total, or vLLM's total_gpu_memory line), in bytes.
     memory_bytes: int | None = Field(default=None, gt=0, le=10**15)
     memory_source: str | None = None
-    memory_bandwidth_gbs: float = Field(gt=0, le=1e7)
-    peak_tflops: dict[Literal["fp32", "fp16", "bf16", "fp8", "int8", "fp4", "int4"], float]
+    memory_bandwidth_gbs: float | None = Field(default=None, gt=0, le=1e7)
+    peak_tflops: dict[Literal["fp32", "fp16", "bf16", "fp8", "int8", "fp4", "int4"], float] | None = None
     tdp_w: float | None = Field(default=None, gt=0, le=1e7)
     gpus: int = Field(default=1, ge=1, le=1024)          # devices the target has by default
     gpus_per_node: int | None = Field(default=None, ge=1, le=1024)  # most devices one node holds
     interconnect: Interconnect | None = None
     # An instance target (a cloud machine rented by name) points at the device target of its GPUs.
     device: str | None = None
+    cloud: Literal["aws", "gcp", "azure", "oci", "other"] | None = None
+    instance: str | None = Field(default=None, max_length=100)
+    instance_price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e7)
     price_per_hour_usd: float | None = Field(default=None, ge=0, le=1e7)   # per GPU-hour
     price_source: str | None = None
-    price_region: str | None = None
+    price_region: str | None = Field(default=None, max_length=64)
     price_date: str | None = None
-    source: str
+    # NVML device-name patterns (regular expressions on the lower-cased name with - _ / as spaces)
+    # and the NVML total in decimal GB, [from, below), that picks this size variant.
+    nvml_names: list[str] = Field(default_factory=list, max_length=32)
+    nvml_memory_gb: tuple[float, float] | None = None
+    source: str | None = None
     notes: str | None = None
 
-    _src = field_validator("source")(_check_source)
+    @field_validator("source", "price_source", "memory_source")
+    @classmethod
+    def _sourced(cls, value):
+        return None if value is None else _check_source(value)
 
     @field_validator("peak_tflops")
     @classmethod
     def _positive(cls, value):
-        for k, v in value.items():
+        for k, v in (value or {}).items():
             if not 0 < v <= 1e7:
                 raise ValueError(f"peak_tflops.{k} must be > 0 and <= 1e7")
         return value
 
+    @field_validator("nvml_names")
+    @classmethod
+    def _patterns(cls, value):
+        for pattern in value:
+            if len(pattern) > 200:
+                raise ValueError("an nvml_names pattern is longer than 200 characters")
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"nvml_names pattern {pattern!r} is not a regular expression ({exc})") from None
+        return value
+
+    @field_validator("price_date")
+    @classmethod
+    def _date(cls, value):
+        if value is not None and not _DATE_RE.match(value):
+            raise ValueError("price_date must be YYYY-MM or YYYY-MM-DD")
+        return value
+
     @model_validator(mode="after")
-    def _price_sourced(self):
-        if self.price_per_hour_usd is not None and not self.price_source:
-            raise ValueError("price_per_hour_usd needs a price_source")
+    def _consistent(self):
+        if self.device is None:
+            missing = [f for f in ("memory_gb", "memory_bandwidth_gbs", "peak_tflops", "source")
+                       if getattr(self, f) is None]
+            if missing:
+                raise ValueError(f"a device target needs {', '.join(missing)} (or 'device' for an instance)")
+        elif self.nvml_names:
+            raise ValueError("an instance target is matched through its device: put nvml_names on the device")
+        if self.price_per_hour_usd is not None:
+            missing = [f for f in ("price_source", "price_region", "price_date") if not getattr(self, f)]
+            if missing:
+                raise ValueError(f"price_per_hour_usd needs {', '.join(missing)}")
+        if self.instance_price_per_hour_usd is not None:
+            if self.device is None:
+                raise ValueError("instance_price_per_hour_usd is for instance targets (give 'device')")
+            per_gpu = self.instance_price_per_hour_usd / self.gpus
+            if self.price_per_hour_usd is None:
+                raise ValueError("an instance price needs price_per_hour_usd (per GPU-hour) beside it")
+            if abs(per_gpu - self.price_per_hour_usd) > 0.01 * max(per_gpu, 1e-9):
+                raise ValueError(f"price_per_hour_usd {self.price_per_hour_usd} is not instance price / gpus "
+                                 f"({per_gpu:.4f})")
         if self.memory_bytes is not None and not self.memory_source:
             raise ValueError("memory_bytes needs a memory_source")
+        if self.memory_bytes is not None and self.memory_gb is not None:
+            ratio = self.memory_bytes / (self.memory_gb * 1e9)
+            if not 0.85 <= ratio <= 1.15:
+                raise ValueError(f"memory_bytes {self.memory_bytes:,} is {ratio:.2f} x memory_gb: a typo?")
         if self.gpus_per_node is not None and self.gpus > self.gpus_per_node:
             raise ValueError(f"gpus ({self.gpus}) exceeds gpus_per_node ({self.gpus_per_node})")
+        if self.nvml_memory_gb is not None and not 0 <= self.nvml_memory_gb[0] < self.nvml_memory_gb[1]:
+            raise ValueError("nvml_memory_gb must be [from, below) with from < below")
         return self
 
     @property
     def max_gpus(self) -> int:
         """The most devices a deployment on this target may use (one node)."""
         return max(self.gpus, self.gpus_per_node or 1)
+
+    @property
+    def device_memory_bytes(self) -> int:
+        """Bytes one device offers: the driver's total where known, else memory_gb in decimal GB."""
+        return self.memory_bytes or int(self.memory_gb * 1e9)
+
+    @property
+    def is_instance(self) -> bool:
+        return self.device is not None
+
+    def with_device(self, device: "HardwareTarget") -> "HardwareTarget":
+        """This instance with every figure it does not set taken from its device target."""
+        update = {f: getattr(device, f) for f in DEVICE_FIELDS if getattr(self, f) is None}
+        if self.source is None:
+            update["source"] = device.source
+        return self.model_copy(update=update)
 
 
 class QualityProxy(Strict):

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from advisor.cli.common import catalog_option, console, json_option, print_json
+from advisor.cli.common import catalog_option, console, info, json_option, local_models_options, print_json
 from advisor.errors import EXIT_FAILED, UsageError
 
 
@@ -17,33 +17,60 @@ def catalog():
 
 @catalog.command("list")
 @click.option("--task", help="Show the task's quality proxy for each model.")
+@click.option("--lineage", "lineage_method", metavar="METHOD",
+              help="Only models derived by METHOD (distill, prune, nas, quantise, fine-tune, merge, "
+                   "continued-pretrain; 'any' for every derived model).")
+@click.option("--derived-from", metavar="ID", help="Only models derived from this catalog id or repo id.")
+@click.option("--targets", "show_targets", is_flag=True, help="List the hardware targets (nodes, prices) instead.")
 @catalog_option
+@local_models_options
 @json_option
-def list_models(task, catalog_paths, as_json):
-    """List the models in the catalog.
+def list_models(task, lineage_method, derived_from, show_targets, catalog_paths, local_models, as_json):
+    """List the models in the catalog (or, with --targets, the hardware targets).
 
     \b
     Examples:
       advisor catalog list
       advisor catalog list --task summarization --json
-      advisor catalog list --catalog my-models.yaml
+      advisor catalog list --lineage distill
+      advisor catalog list --derived-from llama-3.1-8b
+      advisor catalog list --hf-cache            # plus the models in your Hugging Face cache
+      advisor catalog list --targets
     """
     from advisor.catalog.loader import get_catalog
 
-    cat = get_catalog(catalog_paths)
+    cat = get_catalog(catalog_paths, local=local_models)
+    if show_targets:
+        return _list_targets(cat, as_json)
     profile = cat.task(task) if task else None
+    from advisor.catalog.describe import lineage_dict, lineage_matches, model_facts
+
+    def resolve(model_id: str) -> str:
+        key = model_id.strip().lower()
+        return cat.aliases.get(key, key)
+
     rows = []
     for m in sorted(cat.models.values(), key=lambda m: (m.params_total, m.id)):
+        if not lineage_matches(m, lineage_method, derived_from, resolve):
+            continue
+        facts = model_facts(m)
         row = {
             "id": m.id, "name": m.name, "family": m.family, "params_total": m.params_total,
-            "params_active": m.params_active, "tier": cat.tier_of(m.params_active or m.params_total),
+            "params_active": m.params_active, "params_vision": m.params_vision,
+            "tier": cat.tier_of(m.params_active or m.params_total),
             "license": m.license, "context_length": m.context, "formats": m.offered_formats(),
-            "benchmarks": len(m.benchmarks), "lineage": m.lineage.parent if m.lineage else None,
+            "official_16bit": m.official_16bit,
+            "benchmarks": len(m.benchmarks), "lineage": lineage_dict(m),
+            "moe": facts["moe"], "hybrid": facts["hybrid"], "layer_pattern": facts["layer_pattern"],
+            "kv_bytes_per_token_16bit": facts["kv_bytes_per_token_16bit"],
+            "recurrent_state_bytes_per_sequence_16bit": facts["recurrent_state_bytes_per_sequence_16bit"],
+            "local": cat.origin.get(m.id, "").endswith("config.json"),   # found by --hf-cache / --models-dir
         }
         if profile is not None:
             from advisor.recommend.quality import quality_score
 
-            q = quality_score(m, profile, "bf16", cat)
+            fmt = "bf16" if m.official_16bit else (m.official_formats() or ["bf16"])[0]
+            q = quality_score(m, profile, fmt, cat)
             row["quality_proxy"] = q.score
             row["quality_proxy_upper"] = q.upper
             row["quality_coverage"] = q.coverage
@@ -51,22 +78,30 @@ def list_models(task, catalog_paths, as_json):
             row["quality_benchmarks"] = q.used
         rows.append(row)
     if as_json:
-        print_json({"task": task, "models": rows})
+        print_json({"task": task, "models": rows, "notes": cat.local_notes})
         return
     from rich.table import Table
 
     title = f"{len(rows)} models" + (f" (quality proxy for {task}, bf16)" if task else "")
     table = Table(title=title, title_justify="left")
-    for col in ("id", "params", "tier", "license", "context", "quantised", "scores", "lineage"):
+    for col in ("id", "params", "tier", "license", "context", "formats", "layers", "scores", "lineage"):
         table.add_column(col, justify="right" if col in ("params", "context", "scores") else "left",
                          no_wrap=col in ("id", "license"))
     if task:
         table.add_column("quality*", justify="right")
     for r in rows:
         params = f"{r['params_total'] / 1e9:.2f}B" + (f" ({r['params_active'] / 1e9:.1f}B act.)" if r["params_active"] else "")
-        quant = ",".join(f for f in r["formats"] if f.startswith("int")) or "-"
+        if r["params_vision"]:
+            params += f" incl. {r['params_vision'] / 1e9:.2f}B vision"
+        extra = [f for f in r["formats"] if f not in ("fp32", "bf16", "fp16")]
+        quant = ",".join(extra) or "-"
+        if not r["official_16bit"]:
+            quant += " (no 16-bit)"
+        lineage = ""
+        if r["lineage"]:
+            lineage = f"{'+'.join(r['lineage']['method'])} of {r['lineage']['derived_from']}"
         cells = [r["id"], params, r["tier"], r["license"], f"{r['context_length']:,}" if r["context_length"] else "-",
-                 quant, str(r["benchmarks"]), f"from {r['lineage']}" if r["lineage"] else ""]
+                 quant, _pattern_text(r["layer_pattern"]), str(r["benchmarks"]), lineage]
         if task:
             cells.append("unscored" if r["quality_proxy"] is None else f"{r['quality_proxy']:.1f}")
         table.add_row(*cells)
@@ -74,6 +109,47 @@ def list_models(task, catalog_paths, as_json):
     out.print(table)
     if task:
         out.print(f"* quality is a PROXY: {profile.quality_proxy.description}")
+    for note in cat.local_notes:
+        info(f"note: {note}")
+
+
+def _pattern_text(plan: dict) -> str:
+    """'48: 12 full + 36 linear; MoE 512x10' style summary of a layer pattern."""
+    names = {"full": "full", "sliding": "sliding", "chunked": "chunked", "linear": "DeltaNet", "mamba": "Mamba-2",
+             "dense_linear": "linear-repl.", "none": "no-mixer"}
+    mixers = plan["mixers"]
+    if set(mixers) == {"full"}:
+        text = f"{plan['layers']} attn"
+    else:
+        text = f"{plan['layers']}: " + " + ".join(f"{n} {names.get(k, k)}" for k, n in sorted(mixers.items()))
+    if plan.get("experts"):
+        text += f"; MoE {plan['experts']}x{plan['experts_per_token']}"
+    return text
+
+
+def _list_targets(cat, as_json: bool):
+    from advisor.catalog.describe import target_facts
+
+    rows = [target_facts(t) for t in sorted(cat.targets.values(), key=lambda t: (t.device is not None, t.id))]
+    if as_json:
+        print_json({"targets": rows})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} targets", title_justify="left")
+    for col in ("id", "device", "GPUs", "memory / device", "bandwidth", "bf16 TF", "fp8 TF", "node link", "$/GPU-h"):
+        table.add_column(col, justify="left" if col in ("id", "device", "node link") else "right", no_wrap=col == "id")
+    for r in rows:
+        link = r["interconnect"]
+        link_text = f"{link['generation'] or link['kind']} {link['bandwidth_gbs']:g} GB/s" if link else "-"
+        peaks = r["peak_tflops"]
+        gpus = f"{r['gpus']}" + (f" of {r['gpus_per_node']}" if r["gpus_per_node"] and r["gpus_per_node"] != r["gpus"] else "")
+        table.add_row(r["id"], r["device"] or r["name"], gpus, f"{r['device_memory_bytes'] / 1e9:.2f} GB",
+                      f"{r['memory_bandwidth_gbs']:g} GB/s", f"{peaks.get('bf16', peaks.get('fp16', 0)):g}",
+                      f"{peaks['fp8']:g}" if "fp8" in peaks else "-", link_text,
+                      "-" if r["price_per_gpu_hour_usd"] is None else f"{r['price_per_gpu_hour_usd']:.3f} "
+                      f"({r['price_region']}, {r['price_date']})")
+    console().print(table)
 
 
 @catalog.command("show")
@@ -81,22 +157,53 @@ def list_models(task, catalog_paths, as_json):
 @catalog_option
 @json_option
 def show(model_id, catalog_paths, as_json):
-    """Show one model entry with every figure and its source."""
+    """Show one model entry (or hardware target) with every figure and its source.
+
+    \b
+    Examples:
+      advisor catalog show llama-3.1-8b
+      advisor catalog show qwen3-30b-a3b --json
+      advisor catalog show aws-p5.48xlarge
+    """
+    from advisor.catalog.describe import model_facts, target_facts
     from advisor.catalog.loader import get_catalog
-    from advisor.catalog.params import param_breakdown
 
     cat = get_catalog(catalog_paths)
-    m = cat.model(model_id)
+    if model_id not in cat.targets or model_id.strip().lower() in cat.models:
+        m = cat.model(model_id)
+        facts = model_facts(m)
+    else:
+        t = cat.targets[model_id]
+        if as_json:
+            print_json({**t.model_dump(mode="json"), "derived": target_facts(t)})
+            return
+        import yaml
+
+        console().print(f"[bold]{t.name}[/bold] ({t.id})")
+        console().print(yaml.safe_dump(json.loads(t.model_dump_json(exclude_none=True)), sort_keys=False).rstrip())
+        return
     if as_json:
-        print_json(m)
+        print_json({**m.model_dump(mode="json"), "derived": facts})
         return
     import yaml
 
     out = console()
-    b = param_breakdown(m.arch)
     out.print(f"[bold]{m.name}[/bold] ({m.id}), family {m.family}, tier {cat.tier_of(m.params_active or m.params_total)}")
-    out.print(f"parameters: {m.params_total:,} stated ({m.params_source}); {b.total:,} derived from the architecture"
+    vision = f", of which {m.params_vision:,} vision tower" if m.params_vision else ""
+    out.print(f"parameters: {m.params_total:,} stated{vision} ({m.params_source}); {facts['params_derived']:,} "
+              "derived from the architecture"
+              + (f" (incl. {facts['params_mtp']:,} in multi-token-prediction layers)" if facts["params_mtp"] else "")
               + (f"; {m.params_active:,} active" if m.params_active else ""))
+    out.print(f"layers: {_pattern_text(facts['layer_pattern'])}; KV cache {facts['kv_bytes_per_token_16bit']:,} "
+              "bytes/token at 16 bits" + (f" (below every window); recurrent state "
+                                          f"{facts['recurrent_state_bytes_per_sequence_16bit']:,} bytes per sequence"
+                                          if facts["hybrid"] else ""))
+    out.print(f"official formats: {', '.join(facts['official_formats'])}"
+              + ("" if m.official_16bit else " (no 16-bit checkpoint is published)"))
+    if m.lineage:
+        out.print(f"lineage: {m.lineage.methods} of {m.lineage.derived_from} ({m.lineage.source})")
+    if facts.get("family_note"):
+        out.print(f"note: {facts['family_note']}")
     out.print(yaml.safe_dump(json.loads(m.model_dump_json(exclude_none=True)), sort_keys=False).rstrip())
 
 
@@ -119,7 +226,7 @@ def validate(paths, as_json):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         cat, problems, warns = load_catalog(paths, include_builtin=False, strict=False, include_env=False)
-    counts = {k: len(getattr(cat, k)) for k in ("models", "targets", "tasks", "formats", "tiers")}
+    counts = {k: len(getattr(cat, k)) for k in ("models", "targets", "tasks", "formats", "tiers", "architectures")}
     if as_json:
         print_json({"valid": not problems, "counts": counts, "files": cat.files,
                     "errors": [str(p) for p in problems], "warnings": warns})
@@ -145,13 +252,22 @@ def import_hf_config(config, model_id, license_):
     """
     import yaml
 
-    from advisor.catalog.hfconfig import architecture_from_path
+    from advisor.catalog.hfconfig import (architecture_from_config, checkpoint_format, has_vision_tower,
+                                          read_config_json)
     from advisor.catalog.params import derived_params
     from advisor.catalog.schema import _ID_RE
 
     if not _ID_RE.match(model_id):
         raise UsageError(f"--id '{model_id}' is not a lowercase id (letters, digits, . + _ -)")
-    arch = architecture_from_path(config)
+    raw = read_config_json(config)
+    arch = architecture_from_config(raw, origin=str(config))
+    fmt = checkpoint_format(raw)
+    notes = []
+    if has_vision_tower(raw):
+        notes.append("FILL IN params_vision (vision tower + projector) and add it to params_total: the count "
+                     "above is the text model only")
+    if fmt:
+        notes.append(f"the checkpoint is stored as {fmt} (quantization_config): check official_16bit")
     entry = {
         "id": model_id,
         "name": model_id,
@@ -163,7 +279,11 @@ def import_hf_config(config, model_id, license_):
         "context_length": arch.max_position_embeddings,
         "license": license_,
         "license_source": "FILL IN: URL of the licence",
-        "formats": [],
+        "formats": [fmt] if fmt else [],
         "benchmarks": [],
     }
+    if fmt:
+        entry["formats_source"] = str(config)
+    if notes:
+        entry["notes"] = "; ".join(notes)
     click.echo(yaml.safe_dump({"models": [entry]}, sort_keys=False).rstrip())

@@ -38,6 +38,26 @@ class _ParamCount(click.ParamType):
         return value if isinstance(value, float) else parse_params(value)
 
 
+def local_models_options(func):
+    """--hf-cache and --models-dir: the command gets `local_models` (a LocalSources) instead."""
+    import functools
+    import os
+
+    @click.option("--models-dir", "models_dirs", multiple=True, metavar="DIR",
+                  help="Also consider the models in DIR (DIR/config.json, DIR/*/config.json); repeatable.")
+    @click.option("--hf-cache", "hf_cache", is_flag=True,
+                  help="Also consider the models in the Hugging Face cache (config.json files only, nothing "
+                       "downloaded or run; ADVISOR_HF_CACHE=1 or =HUB_FOLDER does the same).")
+    @functools.wraps(func)
+    def wrapper(*args, hf_cache=False, models_dirs=(), **kwargs):
+        from advisor.catalog.localmodels import ENV_HF_CACHE, sources_from_options
+
+        kwargs["local_models"] = sources_from_options(hf_cache, models_dirs, os.environ.get(ENV_HF_CACHE))
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def threshold_options(func):
     """The deployment limits shared by `recommend` and `check`, generated from the rule table
     (advisor.rules.table): one option per limit, named after its Limits field."""

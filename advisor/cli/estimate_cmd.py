@@ -16,8 +16,9 @@ _BASIS_WORDS = {"spec": "datasheet peaks x documented efficiencies", "calibrated
 @catalog_option
 @click.option("--target", default="local", show_default=True, metavar="local|ID",
               help="'local' (this machine) or a hardware.yaml target id.")
-@click.option("--format", "fmt", default="bf16", show_default=True,
-              type=click.Choice(["fp32", "bf16", "fp16", "int8", "int4"]), help="Weight format.")
+@click.option("--format", "fmt", default=None, metavar="F",
+              help="Weight format id from formats.yaml [default: bf16, or the model's native format when "
+                   "no 16-bit checkpoint is published (gpt-oss: mxfp4)].")
 @click.option("--kv-format", default="fp16", show_default=True, type=click.Choice(["fp16", "fp8"]),
               help="KV-cache element format.")
 @click.option("--batch", default=1, show_default=True, type=int, help="Sequences per forward.")
@@ -42,6 +43,11 @@ def estimate(model, catalog_paths, target, fmt, kv_format, batch, prompt_tokens,
     from advisor.estimate.engine import DEFAULT_NEW_TOKENS, DEFAULT_PROMPT_TOKENS
     from advisor.estimate.engine import estimate as run_estimate
 
+    if fmt is None:
+        from advisor.catalog.loader import get_catalog
+
+        offered = get_catalog(catalog_paths).model(model).offered_formats()
+        fmt = "bf16" if "bf16" in offered or not offered else offered[0]
     est = run_estimate(model, target=target, format=fmt, kv_format=kv_format, batch=batch,
                        prompt_tokens=DEFAULT_PROMPT_TOKENS if prompt_tokens is None else prompt_tokens,
                        new_tokens=DEFAULT_NEW_TOKENS if new_tokens is None else new_tokens, runtime=runtime,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from advisor.cli.common import catalog_option, console, info, json_option, print_json, threshold_options
+from advisor.cli.common import (catalog_option, console, info, json_option, local_models_options, print_json,
+                                threshold_options)
 from advisor.errors import EXIT_FAILED, EXIT_INFRA, UsageError
 
 
@@ -27,7 +28,9 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--runtime", type=click.Choice(["transformers", "vllm"]), help="Serving runtime to model [transformers].")
 @click.option("--config", "config_path", type=click.Path(), help="YAML with the same keys as these options.")
 @catalog_option
-@click.option("--user-models-only", is_flag=True, help="Consider only models from your own catalog files.")
+@local_models_options
+@click.option("--user-models-only", is_flag=True,
+              help="Consider only models from your own catalog files (and --hf-cache / --models-dir).")
 @click.option("--allow-unscored", is_flag=True,
               help="Let a model without a quality proxy (too few published scores) be picked.")
 @click.option("--no-probe", is_flag=True, help="Use spec and cached figures only; run no probes.")
@@ -42,7 +45,8 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--experiment", help="MLflow experiment [model-advisor].")
 def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
               min_quality, max_params, memory_headroom, licenses, formats, gpu_hour_cost, runtime, config_path,
-              catalog_paths, user_models_only, allow_unscored, no_probe, budget_s, refresh, as_json, markdown_path, plot_path, show_all, no_mlflow,
+              catalog_paths, local_models, user_models_only, allow_unscored, no_probe, budget_s, refresh, as_json,
+              markdown_path, plot_path, show_all, no_mlflow,
               tracking_uri, experiment):
     """Recommend the small or large model for a task, on this machine or named targets.
 
@@ -77,7 +81,8 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
                   batch=batch or cfg.batch, constraints=constraints, catalog_paths=catalog_paths,
                   runtime=runtime or cfg.runtime or "transformers", probe=not no_probe, budget_s=budget_s,
                   refresh=refresh, progress=progress, user_models_only=user_models_only,
-                  allow_unscored=allow_unscored or bool(cfg.allow_unscored), **flags)
+                  allow_unscored=allow_unscored or bool(cfg.allow_unscored), local_models=local_models,
+                  **flags)
 
     from advisor.recommend.report import to_markdown
 

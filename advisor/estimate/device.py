@@ -29,21 +29,32 @@ class DeviceSpec:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def tflops(self, dtype: str) -> float | None:
-        """Peak for a compute dtype; bf16 and fp16 stand in for each other when only one is listed."""
+        """Peak for a compute dtype; bf16 and fp16 stand in for each other when only one is listed.
+
+        Block-scaled 4-bit formats (mxfp4, nvfp4) use the device's fp4 rate where it has one. A
+        low-precision mode the device lacks (fp8 on an A100, fp4 on a Hopper) runs on the 16-bit
+        tensor cores (weight-only kernels dequantise to bf16), not at the fp32 rate.
+        """
+        dtype = {"mxfp4": "fp4", "nvfp4": "fp4"}.get(dtype, dtype)
         if dtype in self.peak_tflops:
             return self.peak_tflops[dtype]
         twin = {"bf16": "fp16", "fp16": "bf16"}.get(dtype)
         if twin and twin in self.peak_tflops:
             return self.peak_tflops[twin]
+        if dtype in ("fp8", "fp4", "int4"):
+            sixteen = self.peak_tflops.get("bf16") or self.peak_tflops.get("fp16")
+            if sixteen:
+                return sixteen
         return self.peak_tflops.get("fp32")
 
 
 def from_target(target: HardwareTarget) -> DeviceSpec:
-    # memory_gb is read as decimal GB (1e9): slightly conservative against NVML totals.
-    return DeviceSpec(id=target.id, name=target.name, kind=target.kind, memory_bytes=int(target.memory_gb * 1e9),
+    # memory_bytes is the driver's total (NVML); a target without one falls back to memory_gb in
+    # decimal GB, which is conservative (an H100's NVML total is 6.9% above 80e9).
+    return DeviceSpec(id=target.id, name=target.name, kind=target.kind, memory_bytes=target.device_memory_bytes,
                       count=target.gpus if target.kind == "gpu" else 1,
                       bandwidth_gbs=target.memory_bandwidth_gbs, peak_tflops=dict(target.peak_tflops),
-                      ram_bytes=int(target.memory_gb * 1e9) if target.kind == "cpu" else None,
+                      ram_bytes=target.device_memory_bytes if target.kind == "cpu" else None,
                       workspace_key=target.id)
 
 
@@ -92,7 +103,7 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
                              "clock x 2), tensor cores not counted, so compute figures are conservative")
             else:
                 notes.append(f"GPU '{gpu.name}' is not in hardware.yaml: no datasheet peaks; latency needs probe rates")
-        memory = gpu.memory_total_bytes or (int(matched.memory_gb * 1e9) if matched else None)
+        memory = gpu.memory_total_bytes or (matched.device_memory_bytes if matched else None)
         if not memory:
             raise UsageError(f"cannot read the memory size of local GPU '{gpu.name}'",
                              hint="pass --target ID to estimate for a named target")

@@ -45,8 +45,9 @@ def weight_terms(arch: Architecture, fmt: str, bytes_per_param: float, quant: Qu
     pb = param_breakdown(arch)
     if fmt not in ("int8", "int4"):
         return {"weights": int(pb.total * bytes_per_param)}
-    linear = pb.attention + pb.mlp                       # quantised (biases and qk-norms ride along: tiny)
-    kept = pb.embedding + pb.positions + pb.norms + pb.lm_head
+    linear = pb.attention + pb.mixer + pb.mlp            # quantised (biases and qk-norms ride along: tiny)
+    # embeddings, norms, the LM head and a vision tower stay 16-bit in published int8/int4 checkpoints
+    kept = pb.embedding + pb.positions + pb.norms + pb.lm_head + pb.per_layer_embedding + pb.vision
     terms = {"weights_quantised": int(linear * bytes_per_param),
              "weights_16bit": int(kept * quant.unquantised_bytes)}
     if fmt == "int8":
@@ -58,11 +59,41 @@ def weight_terms(arch: Architecture, fmt: str, bytes_per_param: float, quant: Qu
 
 
 def kv_cache_bytes(arch: Architecture, tokens: int, batch: int, element_bytes: int) -> int:
-    """layers x 2 (K and V) x kv_heads x head_dim x tokens x batch x bytes; sliding layers keep one window."""
-    per_token_layer = 2 * arch.kv_heads * arch.head_size * batch * element_bytes
-    sliding = arch.sliding_layers()
-    window = arch.sliding_window or tokens
-    return per_token_layer * ((arch.num_hidden_layers - sliding) * tokens + sliding * min(tokens, window))
+    """K and V of every attention layer: 2 x kv_heads x head_dim x cached tokens x batch x bytes.
+
+    Only layers that attend keep a KV cache (advisor/catalog/layers.py): a full-attention layer caches
+    every token, a sliding-window layer min(tokens, window), a chunked-attention layer (Llama 4)
+    min(tokens, chunk). Gated DeltaNet and Mamba-2 layers keep a fixed-size state instead
+    (recurrent_state_bytes), and NAS no-op / linear-replacement layers keep nothing.
+    """
+    from advisor.catalog.layers import kv_profile
+
+    per_token, capped = kv_profile(arch)
+    elements = per_token * tokens + sum(width * min(tokens, window) for window, width in capped)
+    return elements * batch * element_bytes
+
+
+def state_element_bytes(arch: Architecture, element_bytes: int) -> int:
+    """Bytes of one recurrent-state element: fp32 where the family's configs ask for it
+    (mamba_ssm_dtype / mamba_ssm_cache_dtype float32), else the cache's own element size."""
+    return 4 if arch.family.ssm_state_dtype == "float32" else element_bytes
+
+
+def recurrent_state_bytes(arch: Architecture, batch: int, element_bytes: int,
+                          state_bytes: int | None = None) -> int:
+    """The fixed-size state of the Gated DeltaNet / Mamba-2 layers, once per sequence (not per token).
+
+    Per layer (vLLM's MambaStateShapeCalculator): a convolution state of (conv_kernel - 1) x conv
+    channels in element_bytes, and a recurrent state (heads x key_dim x value_dim for Gated DeltaNet,
+    heads x head_dim x state_size for Mamba-2) in state_bytes (default: state_element_bytes).
+    """
+    from advisor.catalog.layers import state_profile
+
+    conv, temporal = state_profile(arch)
+    if not conv and not temporal:
+        return 0
+    sb = state_element_bytes(arch, element_bytes) if state_bytes is None else state_bytes
+    return batch * (conv * element_bytes + temporal * sb)
 
 
 @dataclass(frozen=True)
@@ -73,6 +104,7 @@ class MemoryBreakdown:
     peak: int
     phase: str                    # "prefill" or "decode": where the peak happens
     terms: dict[str, int] = field(default_factory=dict)
+    recurrent_state: int = 0      # Gated DeltaNet / Mamba-2 state of the batch (fixed size per sequence)
 
 
 def transient_terms(arch: Architecture, *, batch: int, prompt: int, act_bytes: int, kv_prompt: int,
@@ -112,6 +144,10 @@ def memory_breakdown(arch: Architecture, *, fmt: str, bytes_per_param: float, kv
     kv_el = kv_element_bytes(kv_format, fmt, runtime.id)
     kv_prompt = kv_cache_bytes(arch, prompt, batch, kv_el)
     kv_full = kv_cache_bytes(arch, prompt + new, batch, kv_el)
+    # the recurrent state lives from the first prompt token on, at one size (conv state in the cache's
+    # dtype, the SSM state in the family's state dtype)
+    state = recurrent_state_bytes(arch, batch, kv_el)
+    state_term = {"recurrent_state": state} if state else {}
     if runtime.id == "vllm":
         # vLLM's profile forward runs max_num_batched_tokens tokens and fp32 sampler logits for max_num_seqs.
         tokens = int(runtime.max_num_batched_tokens.value) if runtime.max_num_batched_tokens else batch * prompt
@@ -123,20 +159,23 @@ def memory_breakdown(arch: Architecture, *, fmt: str, bytes_per_param: float, kv
             "gemm_workspace": workspace,
         }
         activations = sum(profile.values())
-        terms = {**wterms, "kv_cache": kv_full, **profile}
-        return MemoryBreakdown(weights, kv_full, activations, weights + kv_full + activations, "prefill", terms)
+        terms = {**wterms, "kv_cache": kv_full, **state_term, **profile}
+        return MemoryBreakdown(weights, kv_full, activations, weights + kv_full + state + activations, "prefill",
+                               terms, recurrent_state=state)
     pre = transient_terms(arch, batch=batch, prompt=prompt, act_bytes=act, kv_prompt=kv_prompt,
                           runtime=runtime, workspace=workspace)
     prefill_extra = sum(pre.values())
     step_logits = int((1 + runtime.retained_outputs.value) * batch * arch.vocab_size * act)
     decode_extra = kv_full + step_logits + workspace
     if prefill_extra >= decode_extra:
-        peak, phase = weights + prefill_extra, "prefill"
-        terms = {**wterms, **pre}
+        peak, phase = weights + prefill_extra + state, "prefill"
+        terms = {**wterms, **state_term, **pre}
     else:
-        peak, phase = weights + decode_extra, "decode"
-        terms = {**wterms, "kv_cache": kv_full, "decode_logits": step_logits, "gemm_workspace": workspace}
-    return MemoryBreakdown(weights, kv_full, peak - weights - kv_full, peak, phase, terms)
+        peak, phase = weights + decode_extra + state, "decode"
+        terms = {**wterms, "kv_cache": kv_full, **state_term, "decode_logits": step_logits,
+                 "gemm_workspace": workspace}
+    return MemoryBreakdown(weights, kv_full, peak - weights - kv_full - state, peak, phase, terms,
+                           recurrent_state=state)
 
 
 @dataclass(frozen=True)
@@ -155,7 +194,7 @@ def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_byt
                  runtime: RuntimeProfile, kv_one_sequence: int) -> DeviceShare:
     """Split over `gpus` devices: weights and KV divide; transient buffers land whole on one device
     (logits are gathered for the LM head), which keeps the check conservative."""
-    share = math.ceil((mb.weights + mb.kv_cache) / gpus) + mb.activations
+    share = math.ceil((mb.weights + mb.kv_cache + mb.recurrent_state) / gpus) + mb.activations
     gpu = device_kind == "gpu"
     overhead = int(runtime.cuda_context_bytes.value) if gpu else 0
     if runtime.id == "vllm":
@@ -163,7 +202,7 @@ def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_byt
         available = int(memory_bytes * runtime.gpu_memory_utilization.value)
         per_device = share + overhead
         fits = per_device <= available
-        pool = available - (per_device - math.ceil(mb.kv_cache / gpus))
+        pool = available - (per_device - math.ceil((mb.kv_cache + mb.recurrent_state) / gpus))
         per_seq = max(1, math.ceil(kv_one_sequence / gpus))
         concurrent = max(0, pool // per_seq)
         return DeviceShare(per_device, overhead, 0, available, fits, "fits" if fits else "does-not-fit",

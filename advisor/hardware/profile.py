@@ -168,10 +168,11 @@ def clear_cache() -> None:
 def target_profile(target) -> HardwareProfile:
     """A named hardware.yaml target as a profile (source="target"), from its spec-sheet figures.
 
-    memory_gb and tdp_w are read as per GPU, repeated for each of target.gpus; GB are 1e9 bytes.
+    Memory (the driver's total in memory_bytes, else memory_gb as 1e9-byte GB) and tdp_w are per GPU,
+    repeated for each of target.gpus.
     """
     notes = [f"named target '{target.id}': spec-sheet figures from the catalog, not detected"]
-    memory = int(target.memory_gb * GB)
+    memory = target.device_memory_bytes
     if target.kind == "gpu":
         gpus = [GPUInfo(index=i, name=target.name, memory_total_bytes=memory,
                         peak_bandwidth_gbs=target.memory_bandwidth_gbs, power_limit_w=target.tdp_w,

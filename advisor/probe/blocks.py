@@ -1,5 +1,7 @@
-"""A built-in Llama-style decoder (RMSNorm, rotary GQA attention via scaled_dot_product_attention,
-SwiGLU MLP) used when transformers is not installed or does not know the model_type.
+"""A built-in Llama-style decoder (rotary GQA attention via scaled_dot_product_attention) used when
+transformers is not installed or does not know the model_type. Its norm (RMSNorm or LayerNorm),
+MLP (gated or plain) and biases follow the model_type's rules in catalog/architectures.yaml; hybrid
+token mixers (Gated DeltaNet, Mamba-2) are timed as attention layers here.
 
 Built from an Architecture with any number of layers; only timing matters, so weights are
 whatever the caller fills in. torch is imported inside build_llama_like(); the classes are
@@ -23,7 +25,11 @@ def build_llama_like(arch: Architecture, layers: int, vocab_size: int | None = N
     heads, kv, hd = arch.num_attention_heads, arch.kv_heads, arch.head_size
     ffn = arch.ffn_size
     vocab = vocab_size or arch.vocab_size
-    bias = bool(arch.attention_bias) or arch.model_type == "qwen2"
+    fam = arch.family
+    bias = arch.attention_bias if arch.attention_bias is not None else fam.qkv_bias
+    o_bias = arch.attention_bias if arch.attention_bias is not None else fam.o_bias
+    mlp_bias = arch.mlp_bias if arch.mlp_bias is not None else fam.mlp_bias
+    gated = fam.mlp == "gated"
 
     class RMSNorm(nn.Module):
         def __init__(self, dim: int, eps: float = 1e-6):
@@ -41,18 +47,21 @@ def build_llama_like(arch: Architecture, layers: int, vocab_size: int | None = N
         x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
         return torch.cat((-x2, x1), dim=-1)
 
+    def make_norm(dim: int):
+        return nn.LayerNorm(dim) if fam.norm == "layernorm" else RMSNorm(dim)
+
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.input_layernorm = RMSNorm(h)
+            self.input_layernorm = make_norm(h)
             self.q_proj = nn.Linear(h, heads * hd, bias=bias)
             self.k_proj = nn.Linear(h, kv * hd, bias=bias)
             self.v_proj = nn.Linear(h, kv * hd, bias=bias)
-            self.o_proj = nn.Linear(heads * hd, h, bias=False)
-            self.post_attention_layernorm = RMSNorm(h)
-            self.gate_proj = nn.Linear(h, ffn, bias=False)
-            self.up_proj = nn.Linear(h, ffn, bias=False)
-            self.down_proj = nn.Linear(ffn, h, bias=False)
+            self.o_proj = nn.Linear(heads * hd, h, bias=o_bias)
+            self.post_attention_layernorm = make_norm(h)
+            self.gate_proj = nn.Linear(h, ffn, bias=mlp_bias) if gated else None
+            self.up_proj = nn.Linear(h, ffn, bias=mlp_bias)
+            self.down_proj = nn.Linear(ffn, h, bias=mlp_bias)
 
         def forward(self, x, cos, sin, past):
             b, t, _ = x.shape
@@ -72,7 +81,10 @@ def build_llama_like(arch: Architecture, layers: int, vocab_size: int | None = N
             a = F.scaled_dot_product_attention(q, k, v, is_causal=past is None and t > 1)
             x = x + self.o_proj(a.transpose(1, 2).reshape(b, t, heads * hd))
             y = self.post_attention_layernorm(x)
-            x = x + self.down_proj(F.silu(self.gate_proj(y)) * self.up_proj(y))
+            if self.gate_proj is not None:
+                x = x + self.down_proj(F.silu(self.gate_proj(y)) * self.up_proj(y))
+            else:
+                x = x + self.down_proj(F.gelu(self.up_proj(y)))
             return x, present
 
     class LlamaLike(nn.Module):
@@ -80,7 +92,7 @@ def build_llama_like(arch: Architecture, layers: int, vocab_size: int | None = N
             super().__init__()
             self.embed_tokens = nn.Embedding(vocab, h)
             self.layers = nn.ModuleList(Block() for _ in range(layers))
-            self.norm = RMSNorm(h)
+            self.norm = make_norm(h)
             inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
             self.register_buffer("inv_freq", inv, persistent=False)
 

@@ -45,38 +45,56 @@ def cheap_fill_(module: Any, scale: float = 0.02) -> None:
                 flat[n - rest:].copy_(block[:rest])
 
 
+# Architecture keys passed through to the transformers config as they are (after truncating the
+# per-layer ones to the probe's depth). MoE experts go under every name the families use.
+_PASSTHROUGH = ("num_key_value_heads", "head_dim", "intermediate_size", "sliding_window", "attention_bias",
+                "mlp_bias", "attn_output_gate", "sliding_window_pattern", "attention_chunk_size",
+                "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size",
+                "moe_shared_expert_intermediate_size", "shared_intermediate_size", "n_shared_experts",
+                "first_k_dense_replace", "decoder_sparse_step", "interleave_moe_layer_step", "intermediate_size_mlp",
+                "full_attention_interval", "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim",
+                "linear_value_head_dim", "linear_conv_kernel_dim", "mamba_num_heads", "mamba_head_dim",
+                "ssm_state_size", "n_groups", "conv_kernel", "expand", "hidden_size_per_layer_input",
+                "vocab_size_per_layer_input")
+# Granite-4.0-H spells the Mamba-2 keys its own way (GraniteMoeHybridConfig).
+_GRANITE_MAMBA = {"mamba_num_heads": "mamba_n_heads", "mamba_head_dim": "mamba_d_head",
+                  "ssm_state_size": "mamba_d_state", "n_groups": "mamba_n_groups", "conv_kernel": "mamba_d_conv",
+                  "expand": "mamba_expand"}
+
+
 def hf_config_kwargs(arch: Architecture, layers: int, vocab_size: int, min_positions: int) -> dict:
+    positions = max(arch.max_position_embeddings or 0, min_positions)
+    common = {"vocab_size": vocab_size, "tie_word_embeddings": arch.tied_embeddings,
+              "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+    if arch.family.config_names == "gpt2":
+        return {"n_embd": arch.hidden_size, "n_layer": layers, "n_head": arch.num_attention_heads,
+                "n_inner": arch.intermediate_size, "n_positions": positions, **common}
     kw: dict[str, Any] = {
         "hidden_size": arch.hidden_size,
         "num_hidden_layers": layers,
         "num_attention_heads": arch.num_attention_heads,
-        "vocab_size": vocab_size,
-        "max_position_embeddings": max(arch.max_position_embeddings or 0, min_positions),
-        "tie_word_embeddings": arch.tie_word_embeddings,
-        "bos_token_id": None, "eos_token_id": None, "pad_token_id": None,
+        "max_position_embeddings": positions,
+        **common,
     }
-    if arch.model_type == "gpt2":
-        kw = {"n_embd": arch.hidden_size, "n_layer": layers, "n_head": arch.num_attention_heads,
-              "n_inner": arch.intermediate_size, "n_positions": kw["max_position_embeddings"],
-              "vocab_size": vocab_size, "tie_word_embeddings": arch.tie_word_embeddings,
-              "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
-        return kw
-    if arch.num_key_value_heads is not None:
-        kw["num_key_value_heads"] = arch.num_key_value_heads
-    if arch.head_dim is not None:
-        kw["head_dim"] = arch.head_dim
-    if arch.intermediate_size is not None:
-        kw["intermediate_size"] = arch.intermediate_size
-    if arch.sliding_window is not None:
-        kw["sliding_window"] = arch.sliding_window
+    for key in _PASSTHROUGH:
+        value = getattr(arch, key)
+        if value is not None:
+            kw[key] = value
+    if arch.num_local_experts is not None:
+        for name in ("num_local_experts", "num_experts", "n_routed_experts"):
+            kw[name] = arch.num_local_experts
     if arch.layer_types is not None:
         kw["layer_types"] = list(arch.layer_types[:layers])
-    if arch.attention_bias is not None:
-        kw["attention_bias"] = arch.attention_bias
-    if arch.num_local_experts is not None:
-        kw["num_local_experts"] = arch.num_local_experts
-        kw["num_experts"] = arch.num_local_experts
-        kw["num_experts_per_tok"] = arch.num_experts_per_tok
+    if arch.hybrid_override_pattern is not None:
+        kw["hybrid_override_pattern"] = arch.hybrid_override_pattern[:layers]
+    if arch.mlp_only_layers:
+        kw["mlp_only_layers"] = [i for i in arch.mlp_only_layers if i < layers]
+    if arch.block_configs is not None:
+        kw["block_configs"] = [b.model_dump() for b in arch.block_configs[:layers]]
+    if arch.family.config_names == "granite":
+        for ours, theirs in _GRANITE_MAMBA.items():
+            if ours in kw:
+                kw[theirs] = kw.pop(ours)
     return kw
 
 
@@ -188,7 +206,7 @@ class LMHead:
         self.linear = torch.nn.utils.skip_init(nn.Linear, arch.hidden_size, arch.vocab_size, bias=False,
                                                dtype=torch_dtype(fmt), device=device)
         cheap_fill_(self.linear)
-        self.softcap = 30.0 if arch.model_type in ("gemma2",) else None
+        self.softcap = arch.family.logit_softcap  # final-logit soft-capping (gemma2: 30), architectures.yaml
         vocab = arch.vocab_size
         self.prefill_columns = vocab if vocab <= 1.5 * PREFILL_HEAD_COLUMNS else PREFILL_HEAD_COLUMNS
         self.prefill_scale = vocab / self.prefill_columns

@@ -80,7 +80,7 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
         measurement = probes.measurement_for(entry, fmt, plan.shape)
         for gpus in sorted({1, spec.gpu_count}):
             try:
-                est = estimate(entry.id, target=spec.id, format=fmt, batch=plan.shape.batch,
+                est = estimate(entry, target=spec.id, format=fmt, batch=plan.shape.batch,
                                prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
                                runtime=plan.runtime, gpus=gpus, catalog_paths=tuple(plan.catalog_paths),
                                probe=False, rates=probes.rates, measurement=measurement)
@@ -91,7 +91,7 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
                 break
         if est is not None and measurement is not None and probes.rates is not None:
             # a cached measurement is checked against the calibration as a fresh one is
-            calibrated = estimate(entry.id, target=spec.id, format=fmt, batch=plan.shape.batch,
+            calibrated = estimate(entry, target=spec.id, format=fmt, batch=plan.shape.batch,
                                   prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
                                   runtime=plan.runtime, gpus=est.gpus, catalog_paths=tuple(plan.catalog_paths),
                                   probe=False, rates=probes.rates)

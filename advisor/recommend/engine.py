@@ -117,11 +117,13 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
               runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              user_models_only: bool = False, allow_unscored: bool = False, **constraint_kwargs) -> Recommendation:
+              user_models_only: bool = False, allow_unscored: bool = False, local_models=None,
+              **constraint_kwargs) -> Recommendation:
     """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
     plan = resolve(task, targets=targets, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                    constraints=constraints, constraint_kwargs=constraint_kwargs, catalog_paths=catalog_paths,
-                   runtime=runtime, user_models_only=user_models_only, allow_unscored=allow_unscored)
+                   runtime=runtime, user_models_only=user_models_only, allow_unscored=allow_unscored,
+                   local_models=local_models)
     notes = list(plan.notes)
     results, all_candidates, probes_used = [], [], []
     hardware = None

@@ -194,7 +194,7 @@ class LocalProbes:
         self.notes.extend(n for n in res.notes if n not in self.notes)
         self._used.append({"kind": "architecture-probe", "from_cache": res.from_cache,
                            **res.measurement.model_dump()})
-        new = estimate(c.model, target="local", format=c.format, batch=est.batch, prompt_tokens=est.prompt_tokens,
+        new = estimate(entry, target="local", format=c.format, batch=est.batch, prompt_tokens=est.prompt_tokens,
                        new_tokens=est.new_tokens, runtime=est.runtime, gpus=est.gpus,
                        catalog_paths=self.catalog_paths, probe=False, rates=self.rates, measurement=res.measurement)
         if c.latency_basis == "calibrated":

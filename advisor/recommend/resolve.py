@@ -61,8 +61,9 @@ def constraints_from(constraints: Constraints | dict | None, overrides: dict[str
 
 
 def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints, constraint_kwargs,
-            catalog_paths, runtime: str, user_models_only: bool, allow_unscored: bool = False) -> Plan:
-    cat = get_catalog(tuple(catalog_paths))
+            catalog_paths, runtime: str, user_models_only: bool, allow_unscored: bool = False,
+            local_models=None) -> Plan:
+    cat = get_catalog(tuple(catalog_paths), local=local_models)   # + --hf-cache / --models-dir models
     profile = cat.task(task)
     k = constraints_from(constraints, constraint_kwargs)
     rules = resolve_rules(k, catalog=cat, task=profile, license=k.license, formats=k.formats,
@@ -77,11 +78,13 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
     if k.max_latency_ms is None:
         notes.append(f"latency budget: the {task} profile's default, {secs(profile.latency_budget_ms)} end-to-end p95")
     notes.append(f"quality is a proxy: {profile.quality_proxy.description}")
+    notes.extend(cat.local_notes)
     models = sorted(cat.models.values(), key=lambda m: (m.params_total, m.id))
     if user_models_only:
         mine = set(cat.user_model_ids())
         if not mine:
-            raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
+            raise UsageError("--user-models-only needs models from --catalog, ADVISOR_CATALOG_PATH, --hf-cache "
+                             "or --models-dir")
         models = [m for m in models if m.id in mine]
     return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
                 runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths),
