@@ -88,13 +88,16 @@ def calibrated_rates(rates: MeasuredRates, fmt: FormatSpec, runtime: RuntimeProf
         # The probe times the eager kernel-launch path itself; one forward costs the same launches in prefill.
         per_layer = rates.per_layer_overhead_ms or 0.0
         step, pre_layer = rates.step_overhead_ms, per_layer
+        pre_fixed = rates.step_overhead_ms
+
     else:
         # A serving engine's host path (CUDA graphs, its scheduler) is not what the torch probe timed.
         step, per_layer = runtime.step_overhead_ms.value, runtime.per_layer_overhead_ms.value
         pre_layer = runtime.prefill_per_layer_overhead_ms.value
+        pre_fixed = runtime.prefill_overhead_ms.value
     return Rates(tflops=gemm * runtime.model_matmul_fraction.value, bandwidth_gbs=bandwidth,
                  kv_bandwidth_gbs=rates.bandwidth_gbs, step_overhead_ms=step, per_layer_ms=per_layer,
-                 prefill_per_layer_ms=pre_layer, prefill_overhead_ms=runtime.prefill_overhead_ms.value,
+                 prefill_per_layer_ms=pre_layer, prefill_overhead_ms=pre_fixed,
                  ttft_floor_ms=runtime.ttft_floor_ms.value, basis="calibrated", dtype=dtype)
 
 

@@ -83,9 +83,9 @@ def open_loop(step: StepFn, prefill: PrefillFn, w: Workload, ttft_floor_ms: floa
     for _ in range(60):
         served = continuous(step, prefill, w, ttft_floor_ms, concurrency=n, extra=extra)
         target = min(max_concurrency, max(1.0, rate * served.e2e_ms))
-        if abs(target - n) < 1e-3:
+        if abs(target - n) < 1e-6:
             break
-        n = 0.5 * (n + target)                  # damped: e2e grows with N
+        n = target if target >= max_concurrency else 0.5 * (n + target)   # damped: e2e grows with N
     return continuous(step, prefill, w, ttft_floor_ms, concurrency=n, extra=extra)
 
 
