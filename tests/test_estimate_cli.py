@@ -200,17 +200,18 @@ def test_cli_json_has_every_basis(advisor_cli):
 
 
 def test_cli_json_names_runtime_pool_and_split(advisor_cli):
-    r = advisor_cli("estimate", "fx-70b", "--catalog", CAT, "--target", "fx-node-80gb", "--gpus", "2",
+    r = advisor_cli("estimate", "fx-70b", "--catalog", CAT, "--target", "fx-node-80gb", "--gpus", "4",
                     "--concurrency", "4", "--max-model-len", "2048", "--gpu-memory-utilization", "0.8",
                     "--no-probe", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
-    assert (d["runtime"], d["parallel"], d["gpus"], d["batch"]) == ("vllm", "tensor", 2, 4)
+    assert (d["runtime"], d["parallel"], d["gpus"], d["batch"]) == ("vllm", "tensor", 4, 4)
     assert "vLLM" in d["runtime_version"]                 # the built-in profile's version assumption
     m = d["memory"]
     assert m["max_model_len"] == 2048 and m["memory_fraction"] == 0.8 and m["available_bytes"] == 64 * 10**9
     # (fx-node-80gb's memory_bytes 80e9 x 0.8)
-    assert m["weights_bytes_per_device"] * 2 >= m["weights_bytes"] and m["kv_pool_bytes"] > 0
+    assert m["weights_bytes_per_device"] == -(-m["weights_bytes"] // 4) and m["kv_pool_bytes"] > 0
+    assert m["verdict"] == "fits"
     assert m["max_concurrent_sequences"] >= 1
     lat = d["latency"]
     assert (lat["scheduling"], lat["concurrency"]) == ("continuous", 4)
