@@ -20,7 +20,7 @@ class RecommendConfig(Constraints):
     prompt_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     new_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     batch: int | None = Field(default=None, gt=0, le=100_000)
-    runtime: Literal["transformers", "vllm"] | None = None
+    runtime: str | None = Field(default=None, min_length=1, max_length=64)   # catalog/runtimes.yaml id or alias
 
 
 def load_config(path: str | Path) -> RecommendConfig:

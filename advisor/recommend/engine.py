@@ -50,7 +50,8 @@ def _candidate(entry: ModelEntry, fmt: str, target: str, est, cat: Catalog, task
         energy = lat.joules_per_token * 1e6 / 3.6e6
     return dict(
         key=f"{entry.id}:{fmt}@{target}", model=entry.id, name=entry.name,
-        tier=cat.tier_of(entry.params_total), format=fmt, target=target,
+        tier=cat.tier_of(entry.params_total), format=fmt, target=target, runtime=est.runtime,
+        format_origin=est.format_origin,
         params_total=entry.params_total, params_active=entry.params_active, license=entry.license,
         verdict=mem.verdict, memory_bytes=mem.per_device_bytes,
         memory_limit_bytes=memory_limit(mem.available_bytes, k.memory_headroom), memory_basis=mem.basis,
@@ -145,11 +146,16 @@ def _what_it_would_take(best_large: Candidate | None, est) -> list[str]:
 def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ...] = ("local",),
               prompt_tokens: int | None = None, new_tokens: int | None = None, batch: int | None = None,
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
-              runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
+              runtime: str | None = None, probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
               user_models_only: bool = False, **constraint_kwargs) -> Recommendation:
-    """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
-    from advisor.estimate.engine import estimate
+    """Recommend the small or large model for `task` on each target. Same figures as the CLI.
+
+    runtime None: each target's default (vLLM on named GPU targets, llama.cpp on CPU targets, transformers
+    on this machine, where the probes measure it).
+    """
+    from advisor.estimate.engine import default_runtime_id, estimate, resolve_runtime
+    from advisor.estimate.formats import servable_formats
     from advisor.recommend.probing import LocalProbes
 
     cat = get_catalog(catalog_paths)
@@ -195,17 +201,24 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
                        or f"CPU only: {prof.cpu.model_name or 'unknown CPU'}, "
                           f"{(prof.cpu.ram_total_bytes or 0) / 2**30:.0f} GiB RAM")
             gpu_count = max(prof.gpu_count, 1)
+            kind = "gpu" if prof.gpus else "cpu"
         else:
             hw = cat.target(target)
             price = k.gpu_hour_cost if k.gpu_hour_cost is not None else hw.price_per_hour_usd
             name, fingerprint = hw.name, None
             summary = f"{hw.gpus} x {hw.name} ({hw.memory_gb:g} GB)"
             gpu_count = hw.gpus if hw.kind == "gpu" else 1
+            kind = hw.kind
+        rt = resolve_runtime(cat.runtimes, runtime or default_runtime_id(cat.runtimes, local=local, device_kind=kind))
+        note = f"{target}: figures model the {rt.id} runtime ({rt.version})"
+        if note not in notes:
+            notes.append(note)
         probes.prepare()
         notes.extend(n for n in probes.notes if n not in notes)
         cands: list[Candidate] = []
         estimates: dict[str, Any] = {}
-        todo = [(m, f) for m in models for f in m.offered_formats()]
+        # official formats the runtime serves, plus its usual community ones (labelled as such)
+        todo = [(m, f) for m in models for f in servable_formats(m, rt, cat.formats, kind)]
         for i, (entry, fmt) in enumerate(todo):
             if progress:
                 progress(f"estimating {entry.id} {fmt} on {target}", i, len(todo))
@@ -213,7 +226,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
             for gpus in sorted({1, gpu_count}):
                 try:
                     est = estimate(entry.id, target=target, format=fmt, batch=shape.batch,
-                                   prompt_tokens=shape.prompt_tokens, new_tokens=shape.new_tokens, runtime=runtime,
+                                   prompt_tokens=shape.prompt_tokens, new_tokens=shape.new_tokens, runtime=rt.id,
                                    gpus=gpus, catalog_paths=catalog_paths, probe=False,
                                    rates=probes.rates, measurement=probes.measurement_for(entry, fmt, shape))
                 except UsageError as exc:
@@ -226,7 +239,8 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
             if isinstance(est, UsageError):
                 cands.append(Candidate(
                     key=f"{entry.id}:{fmt}@{target}", model=entry.id, name=entry.name,
-                    tier=cat.tier_of(entry.params_total), format=fmt, target=target, params_total=entry.params_total,
+                    tier=cat.tier_of(entry.params_total), format=fmt, target=target, runtime=rt.id,
+                    params_total=entry.params_total,
                     params_active=entry.params_active, license=entry.license, verdict="does-not-fit", memory_bytes=0,
                     memory_limit_bytes=0, memory_basis="spec", ttft_ms=0, decode_ms_per_token=0, e2e_p50_ms=0,
                     e2e_p95_ms=0, tokens_per_s=0, latency_basis="spec", latency_bound="compute", quality=None,
@@ -268,6 +282,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         est_large = estimates.get(f"{best_large_overall.model}:{best_large_overall.format}") if best_large_overall else None
         results.append(TargetRecommendation(
             target=target, target_name=name, device_summary=summary, hardware_fingerprint=fingerprint,
+            runtime=rt.id, runtime_version=rt.version,
             status="ok" if pick else "no-candidate", pick=pick, small=small, large=large,
             frontier=sorted(front_keys),
             verdict=_verdict(name, pick, small, large, best_large_overall, budget_ms),
