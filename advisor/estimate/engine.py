@@ -287,8 +287,10 @@ def estimate_entry(entry: ModelEntry, *, device: DeviceSpec, fmt: FormatSpec, ru
     if req.gpus > device.count:
         why = "" if device.node_known or device.id == "local" else \
             " (catalog/hardware.yaml gives it no gpus_per_node, so one node is taken to hold one)"
-        raise UsageError(f"--gpus {req.gpus} exceeds the {device.count} GPU(s) of {device.id}{why}",
-                         hint=_degree_hint(entry, runtime, device.count))
+        hint = (_degree_hint(entry, runtime, device.count) if device.node_known or device.id == "local" else
+                "give the target a node (gpus_per_node, interconnect) in a --catalog hardware file, as "
+                "benchmarks/data/hardware-nodes.yaml does")
+        raise UsageError(f"--gpus {req.gpus} exceeds the {device.count} GPU(s) of {device.id}{why}", hint=hint)
     split = split_for(entry.arch, runtime, req.gpus, device.count)
     origin = format_origin(entry, fmt.id)
     if origin == COMMUNITY_LABEL:
