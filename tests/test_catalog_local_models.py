@@ -137,7 +137,8 @@ def test_lineage_old_and_new_shapes_and_filters(tmp_path):
     assert cat2.models["d"].lineage.derived_from == "gpt2" and cat2.models["d"].lineage.method == ["distill"]
     assert any("'gtp2' is not a catalog id" in str(p) and "did you mean" in str(p) for p in problems)
     r = run_advisor("catalog", "list", "--json", "--lineage", "prune", "--catalog", str(NEW))
-    assert {m["id"] for m in json.loads(r.stdout)["models"]} == {"llama-3.1-minitron-4b", "nemotron-nano-9b-v2-test"}
+    assert {m["id"] for m in json.loads(r.stdout)["models"]} == {"llama-3.1-minitron-4b", "nemotron-nano-9b-v2-test",
+                                                                   "nemotron-nano-9b-v2"}   # the built-in one too
     r = run_advisor("catalog", "list", "--json", "--derived-from", "Meta-Llama/Llama-3.1-8B")
     ids = {m["id"] for m in json.loads(r.stdout)["models"]}
     assert "llama-3.1-minitron-4b" in ids and "distilgpt2" not in ids
@@ -163,9 +164,12 @@ def test_estimate_gpt_oss_on_l4_in_its_native_format():
     assert r.returncode == 0, r.stderr
     est = json.loads(r.stdout)
     assert est["format"] == "mxfp4" and est["memory"]["fits"]
-    assert est["memory"]["available_bytes"] == 24_152_899_584        # the L4's nvidia-smi total
-    r = run_advisor("estimate", "gpt-oss-20b", "--target", "l4-24gb", "--format", "bf16", "--catalog", str(NEW))
-    assert r.returncode == 2 and "not offered in bf16" in r.stderr
+    # vLLM (the default runtime on a named GPU) may use 0.9 of the L4's nvidia-smi total
+    assert est["memory"]["available_bytes"] == int(24_152_899_584 * 0.9)
+    assert est["format_origin"] == "official"
+    r = run_advisor("estimate", "gpt-oss-20b", "--target", "l4-24gb", "--format", "bf16", "--json", "--catalog", str(NEW))
+    assert r.returncode == 0, r.stderr                               # no bf16 release: estimated as a community one
+    assert json.loads(r.stdout)["format_origin"] != "official"
 
 
 @pytest.mark.parametrize("fixture", sorted(p.name for p in HF.glob("*.json")))

@@ -32,7 +32,8 @@ def run(cat, model, target, fmt="bf16", runtime="transformers", **req):
     r = dict(fmt=fmt, kv_format="fp16", batch=1, prompt=512, new=128, gpus=1)
     r.update(req)
     return estimate_entry(cat.model(model), device=from_target(cat.target(target)), fmt=cat.format(fmt),
-                          runtime=cat.runtimes[runtime], req=Request(**r), formats=cat.formats, targets=cat.targets)
+                          runtime=cat.runtimes[runtime], req=Request(**r), formats=cat.formats, targets=cat.targets,
+                          runtimes=cat.runtimes)
 
 
 def test_70b_on_24gb_does_not_fit_and_says_what_would(cat):
@@ -87,20 +88,57 @@ def test_vllm_reports_pool_concurrency(cat):
     est = run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10)
     m = est.memory
     assert m.available_bytes == int(24e9 * 0.5)                  # gpu_memory_utilization of the fixture
-    assert m.max_concurrent_sequences == m.kv_pool_bytes // (2 * 2 * 2 * 16 * 2 * 110)
-    assert any("concurrent" in n for n in est.notes)
+    # blocks of 16 tokens x 256 bytes; max_model_len defaults to prompt + new = 110 tokens
+    assert m.max_model_len == 110
+    assert m.max_concurrent_sequences == (m.kv_pool_bytes // (256 * 16)) * 16 // 110
+    assert m.weights_bytes_per_device == m.weights_bytes
+    assert est.runtime == "vllm" and est.runtime_version == "test 2"
+    assert any("concurrent" in n for n in est.notes) and any("--max-model-len" in n for n in est.notes)
+
+
+def test_max_model_len_and_memory_fraction_size_the_pool(cat):
+    base = run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10)
+    longer = run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10, max_model_len=1100)
+    assert longer.memory.kv_pool_bytes == base.memory.kv_pool_bytes
+    tokens = (base.memory.kv_pool_bytes // (256 * 16)) * 16           # the same pool, counted in tokens
+    assert (base.memory.max_concurrent_sequences, longer.memory.max_concurrent_sequences) == (tokens // 110,
+                                                                                            tokens // 1100)
+    fuller = run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10, memory_fraction=0.9)
+    assert fuller.memory.available_bytes == int(24e9 * 0.9)
+    assert fuller.memory.kv_pool_bytes - base.memory.kv_pool_bytes == int(24e9 * 0.9) - int(24e9 * 0.5)
+    with pytest.raises(UsageError, match="shorter than prompt"):
+        run(cat, "fx-tiny", "fx-gpu-24gb", runtime="vllm", prompt=100, new=10, max_model_len=50)
+
+
+def test_a_format_the_developer_does_not_publish_is_labelled_not_refused(cat):
+    est = run(cat, "fx-tiny", "fx-gpu-24gb", fmt="int4")       # fx-tiny publishes int8 only
+    assert est.format_origin == "community or self-quantised"
+    assert any("community or self-quantised" in n for n in est.notes)
+    assert run(cat, "fx-tiny", "fx-gpu-24gb", fmt="int8").format_origin == "official"
+
+
+def test_tensor_parallel_accepts_only_degrees_that_divide_the_heads(cat):
+    est = run(cat, "fx-70b", "fx-node-80gb", runtime="vllm", gpus=2)
+    assert est.parallel == "tensor" and est.memory.weights_bytes_per_device == -(-est.memory.weights_bytes // 2)
+    with pytest.raises(UsageError, match="cannot split") as err:
+        run(cat, "fx-70b", "fx-node-80gb", runtime="vllm", gpus=3)
+    assert "2, 4, 8" in err.value.hint
+    # what it would take: only valid degrees are suggested (64 heads, 8 KV heads: 2, 4, 8 on a node of 8)
+    m = run(cat, "fx-70b", "fx-node-80gb", runtime="vllm").memory
+    assert not m.fits and m.fits_with_gpus in (2, 4, 8)
 
 
 def test_bad_requests_are_usage_errors(cat):
-    with pytest.raises(UsageError, match="not offered in int4"):
-        run(cat, "fx-tiny", "fx-gpu-24gb", fmt="int4")
+    with pytest.raises(UsageError, match="does not serve q4_k_m") as err:
+        run(cat, "fx-tiny", "fx-gpu-24gb", fmt="q4_k_m")               # transformers does not load GGUF
+    assert "llama.cpp" in err.value.hint
     with pytest.raises(UsageError, match="context of 4096"):
         run(cat, "fx-tiny", "fx-gpu-24gb", prompt=4000, new=200)
     with pytest.raises(UsageError, match="batch must be a positive integer"):
         run(cat, "fx-tiny", "fx-gpu-24gb", batch=0)
-    with pytest.raises(UsageError, match="exceeds the 1 GPU"):
-        run(cat, "fx-tiny", "fx-gpu-24gb", gpus=2)
-    with pytest.raises(UsageError, match="needs a GPU target"):
+    with pytest.raises(UsageError, match="exceeds the 1 GPU.*no gpus_per_node"):
+        run(cat, "fx-tiny", "fx-gpu-80gb", gpus=2)                     # a target without a node
+    with pytest.raises(UsageError, match="needs a gpu target"):
         run(cat, "fx-tiny", "fx-cpu-64gb", runtime="vllm")
 
 
@@ -141,11 +179,12 @@ def test_local_target_calls_the_probes_and_records_why_they_skipped(cat, monkeyp
 
 def test_cli_70b_on_24gb_explains(advisor_cli):
     r = advisor_cli("estimate", "fx-70b", "--catalog", CAT, "--target", "fx-gpu-24gb", "--no-probe",
-                    env={"COLUMNS": "160"})
+                    "--runtime", "transformers", env={"COLUMNS": "160"})
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())
     assert "DOES NOT FIT" in out and "fx-2gpu-80gb" in out
-    for term in ("weights", "logits", "prefill FLOPs", "bytes read per decode step", "decode per token"):
+    for term in ("weights", "logits", "prefill FLOPs", "bytes read per decode step", "time per output token",
+                 "runtime: transformers"):
         assert term in out
 
 
@@ -160,6 +199,36 @@ def test_cli_json_has_every_basis(advisor_cli):
     assert d["memory"]["kv_cache_bytes"] == 2 * 2 * 2 * 16 * 1 * 110 * 2     # fp8: 1 byte, batch 2
 
 
+def test_cli_json_names_runtime_pool_and_split(advisor_cli):
+    r = advisor_cli("estimate", "fx-70b", "--catalog", CAT, "--target", "fx-node-80gb", "--gpus", "4",
+                    "--concurrency", "4", "--max-model-len", "2048", "--gpu-memory-utilization", "0.8",
+                    "--no-probe", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert (d["runtime"], d["parallel"], d["gpus"], d["batch"]) == ("vllm", "tensor", 4, 4)
+    assert "vLLM" in d["runtime_version"]                 # the built-in profile's version assumption
+    m = d["memory"]
+    assert m["max_model_len"] == 2048 and m["memory_fraction"] == 0.8 and m["available_bytes"] == 64 * 10**9
+    # (fx-node-80gb's memory_bytes 80e9 x 0.8)
+    assert m["weights_bytes_per_device"] == -(-m["weights_bytes"] // 4) and m["kv_pool_bytes"] > 0
+    assert m["verdict"] == "fits"
+    assert m["max_concurrent_sequences"] >= 1
+    lat = d["latency"]
+    assert (lat["scheduling"], lat["concurrency"]) == ("continuous", 4)
+    assert lat["tokens_per_s"] == pytest.approx(4 * 128 / (lat["e2e_ms"] / 1e3))
+
+
+def test_cli_runtime_alias_and_cpu_target_default(advisor_cli):
+    r = advisor_cli("estimate", "fx-tiny", "--catalog", CAT, "--target", "fx-gpu-24gb", "--runtime", "ollama",
+                    "--format", "q4_k_m", "--no-probe", "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["runtime"] == "llama.cpp" and d["format_origin"] == "community or self-quantised"
+    r = advisor_cli("estimate", "fx-tiny", "--catalog", CAT, "--target", "fx-cpu-64gb", "--no-probe", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["runtime"] == "llama.cpp"                  # the fixture's cpu-target default
+
+
 def test_cli_local_target_from_a_profile_fixture(advisor_cli):
     r = advisor_cli("estimate", "fx-tiny", "--catalog", CAT, "--no-probe", "--json",
                     env={"ADVISOR_HARDWARE_FIXTURE": PROFILE})
@@ -167,12 +236,16 @@ def test_cli_local_target_from_a_profile_fixture(advisor_cli):
     d = json.loads(r.stdout)
     assert d["target"] == "local" and d["memory"]["available_bytes"] == 24_000_000_000
     assert (d["prompt_tokens"], d["new_tokens"]) == (512, 128)                 # documented defaults
+    assert d["runtime"] == "transformers"                 # the local machine keeps what the probes measure
 
 
 @pytest.mark.parametrize("args,needle", [
     (["fx-tinyy"], "unknown model"),
     (["fx-tiny", "--target", "fx-gpu-25gb"], "unknown target"),
-    (["fx-tiny", "--format", "int4"], "not offered in int4"),
+    (["fx-tiny", "--format", "q4_k_m"], "does not serve q4_k_m"),
+    (["fx-tiny", "--runtime", "vlm"], "unknown runtime"),
+    (["fx-70b", "--target", "fx-node-80gb", "--gpus", "3"], "cannot split"),
+    (["fx-tiny", "--max-model-len", "10"], "shorter than prompt"),
     (["fx-tiny", "--prompt-tokens", "5000"], "context"),
     (["fx-tiny", "--batch", "-1"], "positive"),
     (["fx-tiny", "--new-tokens", "0"], "positive"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from advisor.catalog.loader import load_catalog
-from advisor.catalog.schema import Architecture
+from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate.device import DeviceSpec, cpu_peak_tflops, from_profile
 from advisor.estimate.flops import (attention_flops, decode_step_bytes, experts_touched,
@@ -17,6 +17,7 @@ from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
 from advisor.hardware.schema import CPUInfo, GPUInfo, HardwareProfile
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
+BF16 = FormatSpec(id="bf16", bytes_per_param=2)
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,15 @@ def cat():
 @pytest.fixture(scope="module")
 def tf(cat):
     return cat.runtimes["transformers"]
+
+
+@pytest.fixture(scope="module")
+def F(cat):
+    """Formats by id, whatever the runtime argument (keeps `F[tf]["bf16"]` readable in the calls)."""
+    class _Any(dict):
+        def __getitem__(self, _):
+            return cat.formats
+    return _Any()
 
 
 def tiny(**over) -> Architecture:
@@ -92,17 +102,18 @@ def test_moe_decode_reads_only_touched_experts():
     assert decode_step_bytes(weights, tiny(), batch=1, kv_bytes_at_context=7) == weights + 7
 
 
-def test_spec_latency_of_a_bandwidth_bound_70b(tf):
-    rates = spec_rates(DEVICE, "bf16", tf)
+def test_spec_latency_of_a_bandwidth_bound_70b(tf, F):
+    rates = spec_rates(DEVICE, F[tf]["bf16"], tf)
     assert rates.tflops == pytest.approx(100 * 0.5 * 0.5)       # peak x gemm efficiency x model fraction
     assert rates.bandwidth_gbs == pytest.approx(1000 * 0.5)
     weights = 70_553_706_496 * 2
-    lat = latency_estimate(big(), fmt="bf16", weights_bytes=weights, kv_element_bytes=2, batch=1, prompt=512,
+    lat = latency_estimate(big(), fmt=BF16, weights_bytes=weights, kv_element_bytes=2, batch=1, prompt=512,
                            new=128, runtime=tf, rates=rates)
-    # decode at the average context 512 + 127 // 2 = 575 tokens; KV per token 80 x 2 x 8 x 128 x 2 bytes
+    # decode at the average context 512 + 127 / 2 = 575 tokens; KV per token 80 x 2 x 8 x 128 x 2 bytes
     kv = 80 * 2 * 8 * 128 * 2 * 575
     overhead = 1.0 + 80 * 2.0                                     # step + per layer
-    assert lat.decode_ms_per_token == pytest.approx(1e3 * (weights + kv) / 500e9 + overhead)
+    streamed = weights - 128256 * 8192 * 2                        # the input embedding table is gathered, not read
+    assert lat.decode_ms_per_token == pytest.approx(1e3 * (streamed + kv) / 500e9 + overhead)
     assert lat.bound == "memory-bandwidth"
     # prefill: GEMMs at 25 TFLOPS plus elementwise traffic at 500 GB/s (compute-bound at 512 tokens)
     body = 80 * (2 * 8192 * 8192 + 2 * 8192 * 1024 + 3 * 8192 * 28672)
@@ -115,56 +126,56 @@ def test_spec_latency_of_a_bandwidth_bound_70b(tf):
     assert lat.source == lat.basis == "spec"
 
 
-def test_small_model_is_step_overhead_bound(tf):
-    lat = latency_estimate(tiny(), fmt="bf16", weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
-                           new=5, runtime=tf, rates=spec_rates(DEVICE, "bf16", tf))
+def test_small_model_is_step_overhead_bound(tf, F):
+    lat = latency_estimate(tiny(), fmt=BF16, weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
+                           new=5, runtime=tf, rates=spec_rates(DEVICE, F[tf]["bf16"], tf))
     assert lat.bound == "step-overhead"
     assert lat.terms["decode_overhead_ms"] == pytest.approx(1.0 + 2 * 2.0)
-    assert lat.prefill_ms == pytest.approx(1.0 + 2 * 0.5)          # host overhead exceeds GPU time
+    assert lat.prefill_ms == pytest.approx(2 * 0.5)                # host overhead (per layer) exceeds GPU time
     assert "host-bound" in lat.explanation
 
 
-def test_batch_raises_the_compute_term(tf):
-    rates = spec_rates(DEVICE, "bf16", tf)
-    one = latency_estimate(big(), fmt="bf16", weights_bytes=1, kv_element_bytes=2, batch=1, prompt=16, new=2,
+def test_batch_raises_the_compute_term(tf, F):
+    rates = spec_rates(DEVICE, F[tf]["bf16"], tf)
+    one = latency_estimate(big(), fmt=BF16, weights_bytes=1, kv_element_bytes=2, batch=1, prompt=16, new=2,
                            runtime=tf, rates=rates)
-    many = latency_estimate(big(), fmt="bf16", weights_bytes=1, kv_element_bytes=2, batch=64, prompt=16, new=2,
+    many = latency_estimate(big(), fmt=BF16, weights_bytes=1, kv_element_bytes=2, batch=64, prompt=16, new=2,
                             runtime=tf, rates=rates)
     assert many.terms["decode_compute_ms"] == pytest.approx(64 * one.terms["decode_compute_ms"])
 
 
-def test_quantised_formats_use_the_16bit_rate(tf):
-    assert spec_rates(DEVICE, "int8", tf).tflops == pytest.approx(50 * 0.25)   # fp16 peak, not bf16
-    assert spec_rates(DEVICE, "fp32", tf).tflops == pytest.approx(10 * 0.25)
+def test_quantised_formats_use_the_16bit_rate(tf, F):
+    assert spec_rates(DEVICE, F[tf]["int8"], tf).tflops == pytest.approx(50 * 0.25)   # fp16 peak, not bf16
+    assert spec_rates(DEVICE, F[tf]["fp32"], tf).tflops == pytest.approx(10 * 0.25)
 
 
-def test_offload_streams_weights_every_step(tf):
-    rates = spec_rates(DEVICE, "bf16", tf)
-    base = latency_estimate(tiny(), fmt="bf16", weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
+def test_offload_streams_weights_every_step(tf, F):
+    rates = spec_rates(DEVICE, F[tf]["bf16"], tf)
+    base = latency_estimate(tiny(), fmt=BF16, weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
                             new=5, runtime=tf, rates=rates)
-    off = latency_estimate(tiny(), fmt="bf16", weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
+    off = latency_estimate(tiny(), fmt=BF16, weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
                            new=5, runtime=tf, rates=rates, offload_bytes=10**9)
     assert off.decode_ms_per_token - base.decode_ms_per_token == pytest.approx(1e3 * 1e9 / 10e9)   # 100 ms
 
 
-def test_calibrated_rates_replace_the_datasheet(tf):
+def test_calibrated_rates_replace_the_datasheet(tf, F):
     measured = MeasuredRates(device="cuda:0", matmul_tflops={"bf16": 40.0}, bandwidth_gbs=400.0,
                              step_overhead_ms=3.0, per_layer_overhead_ms=0.5)
-    rates = calibrated_rates(measured, "bf16", tf)
+    rates = calibrated_rates(measured, F[tf]["bf16"], tf)
     assert (rates.tflops, rates.bandwidth_gbs, rates.basis) == (pytest.approx(20.0), 400.0, "calibrated")
-    lat = latency_estimate(tiny(), fmt="bf16", weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
+    lat = latency_estimate(tiny(), fmt=BF16, weights_bytes=276_096, kv_element_bytes=2, batch=1, prompt=10,
                            new=5, runtime=tf, rates=rates)
     assert lat.source == "calibrated"
     assert lat.terms["decode_overhead_ms"] == pytest.approx(3.0 + 2 * 0.5)
 
 
-def test_measurement_gives_measured_p50_and_p95(tf):
+def test_measurement_gives_measured_p50_and_p95(tf, F):
     m = LatencyMeasurement(model="fx", format="bf16", device="cpu", prompt_tokens=10, batch=2,
                            prefill_ms=Spread(n=3, p50=100, p95=150, min=90, max=160, mean=110, stdev=5),
                            decode_ms_per_token=Spread(n=3, p50=10, p95=20, min=9, max=21, mean=12, stdev=1),
                            method="architecture-probe", joules_per_token=0.5)
-    lat = latency_estimate(tiny(), fmt="bf16", weights_bytes=276_096, kv_element_bytes=2, batch=2, prompt=10,
-                           new=5, runtime=tf, rates=spec_rates(DEVICE, "bf16", tf), measurement=m)
+    lat = latency_estimate(tiny(), fmt=BF16, weights_bytes=276_096, kv_element_bytes=2, batch=2, prompt=10,
+                           new=5, runtime=tf, rates=spec_rates(DEVICE, F[tf]["bf16"], tf), measurement=m)
     assert lat.source == "measured"
     assert (lat.prefill_ms, lat.decode_ms_per_token) == (100, 10)
     assert lat.e2e_ms == pytest.approx(100 + 4 * 10)
@@ -173,11 +184,11 @@ def test_measurement_gives_measured_p50_and_p95(tf):
     assert lat.joules_per_token == 0.5
 
 
-def test_unknown_gpu_without_rates_is_a_usage_error(tf):
+def test_unknown_gpu_without_rates_is_a_usage_error(tf, F):
     blank = DeviceSpec(id="local", name="Mystery GPU", kind="gpu", memory_bytes=10**10, count=1, bandwidth_gbs=0,
                        peak_tflops={})
     with pytest.raises(UsageError, match="no datasheet peaks"):
-        spec_rates(blank, "bf16", tf)
+        spec_rates(blank, F[tf]["bf16"], tf)
 
 
 def test_cpu_peak_from_isa_flags(tf):
@@ -211,11 +222,11 @@ def test_local_cpu_is_a_rough_spec(cat, tf):
     assert any("rough spec" in n for n in d.notes)
 
 
-def test_cpu_target_without_a_flops_peak_gives_a_stated_lower_bound(tf):
+def test_cpu_target_without_a_flops_peak_gives_a_stated_lower_bound(tf, F):
     cpu = DeviceSpec(id="fx-cpu", name="fx cpu", kind="cpu", memory_bytes=10**11, count=1, bandwidth_gbs=100,
                      peak_tflops={})
-    rates = spec_rates(cpu, "bf16", tf)
-    lat = latency_estimate(big(), fmt="bf16", weights_bytes=70_553_706_496 * 2, kv_element_bytes=2, batch=1,
+    rates = spec_rates(cpu, F[tf]["bf16"], tf)
+    lat = latency_estimate(big(), fmt=BF16, weights_bytes=70_553_706_496 * 2, kv_element_bytes=2, batch=1,
                            prompt=16, new=2, runtime=tf, rates=rates)
     assert lat.terms["prefill_gemm_ms"] == 0 and lat.terms["decode_compute_ms"] == 0
     # CPU bandwidth is used as given (no GPU efficiency): weights / 100 GB/s
@@ -223,12 +234,12 @@ def test_cpu_target_without_a_flops_peak_gives_a_stated_lower_bound(tf):
     assert "lower bounds" in lat.explanation
 
 
-def test_calibrated_decode_uses_the_dtypes_measured_one_token_rate(tf):
+def test_calibrated_decode_uses_the_dtypes_measured_one_token_rate(tf, F):
     """bf16 decode on a CPU whose bf16 matrix-vector kernel is slow: the calibrated estimate follows it."""
     rates = MeasuredRates(device="cpu", matmul_tflops={"fp32": 0.05, "bf16": 0.2}, bandwidth_gbs=20.0,
                           decode_gbs={"fp32": 20.0, "bf16": 2.0}, step_overhead_ms=0.01)
     runtime = tf
-    assert calibrated_rates(rates, "bf16", runtime).bandwidth_gbs == 2.0
-    assert calibrated_rates(rates, "fp32", runtime).bandwidth_gbs == 20.0
+    assert calibrated_rates(rates, F[runtime]["bf16"], runtime).bandwidth_gbs == 2.0
+    assert calibrated_rates(rates, F[runtime]["fp32"], runtime).bandwidth_gbs == 20.0
     # fp16 was not measured on this CPU: no borrowing of bf16's rate (they differ by orders of magnitude)
-    assert calibrated_rates(rates, "fp16", runtime).tflops == pytest.approx(0.05 * runtime.model_matmul_fraction.value)
+    assert calibrated_rates(rates, F[runtime]["fp16"], runtime).tflops == pytest.approx(0.05 * runtime.model_matmul_fraction.value)

@@ -435,6 +435,10 @@ class ModelEntry(Strict):
     def offered_formats(self) -> list[str]:
         return self.official_formats()
 
+    def format_origin(self, fmt: str) -> Literal["official", "community"]:
+        """'official' when the developer publishes it; any other format is community or self-quantised."""
+        return "official" if fmt in self.official_formats() else "community"
+
 
 class Interconnect(Strict):
     """How the GPUs of one node talk to each other (tensor-parallel all-reduce runs over it)."""
@@ -636,10 +640,35 @@ class TaskProfile(Strict):
 
 
 class FormatSpec(Strict):
+    """One weight format: how its weights are stored, which kernels run it, and its quality proxy delta.
+
+    Weight bytes: `quantized_tensors: linear` stores the attention and MLP matrices at `bytes_per_param`
+    plus `scale_bytes` (and `zero_bytes`) per group of `group_size` inputs, or per output channel when
+    `group_size` is absent, and keeps embeddings, LM head and norms in 16-bit (GPTQ, AWQ, bitsandbytes,
+    fp8 checkpoints); `experts` does so for the MoE expert matrices only (gpt-oss MXFP4; the linear
+    layers of a dense model). `quantized_tensors: all` stores every parameter at `bits_per_weight` (GGUF files,
+    whose block scales and tensor mix are folded into that figure) or at `bytes_per_param`.
+    """
+
     id: str
     bytes_per_param: float = Field(gt=0, le=64)
     quality_delta_points: float = Field(default=0.0, ge=-100, le=100)
+    quality_delta_source: str | None = None
     group_size: int | None = Field(default=None, gt=0, le=1_000_000)
+    # Kernel family: which efficiency of a runtime applies (catalog/runtimes.yaml keys by `kernel`).
+    family: Literal["float", "fp8", "int8", "int4", "fp4", "gguf"] = "float"
+    kernel: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$")
+    bits_per_weight: float | None = Field(default=None, gt=0, le=64)
+    bits_source: str | None = None
+    quantized_tensors: Literal["all", "linear", "experts"] = "all"
+    scale_bytes: float = Field(default=0.0, ge=0, le=64)
+    zero_bytes: float = Field(default=0.0, ge=0, le=64)
+    # native: multiplies in its own dtype; w8a8 / w4a4: activations quantised too, at the fp8 / fp4
+    # tensor-core rate on GPUs that have one (weight-only elsewhere); weight-only: dequantised and
+    # multiplied in 16-bit.
+    compute: Literal["native", "w8a8", "w4a4", "weight-only"] = "native"
+    method: str | None = None                   # awq, gptq, k-quant, bitsandbytes, microscaling ...
+    variant_of: str | None = None               # awq/gptq are named int4 methods (same storage as int4)
     source: str | None = None
     note: str | None = None
 
@@ -649,6 +678,25 @@ class FormatSpec(Strict):
         if not _FORMAT_ID_RE.match(value):
             raise ValueError(f"'{value}' is not a lowercase format id (letters, digits, _)")
         return value
+
+    @model_validator(mode="after")
+    def _sourced_bits(self):
+        if self.bits_per_weight is not None and not self.bits_source:
+            raise ValueError("bits_per_weight needs a bits_source")
+        return self
+
+    @property
+    def kernel_key(self) -> str:
+        """The efficiency key a runtime looks this format up by."""
+        if self.kernel:
+            return self.kernel
+        if self.family == "float":
+            return "fp32" if self.bytes_per_param >= 4 else "16bit"
+        return self.family
+
+    @property
+    def is_float(self) -> bool:
+        return self.family == "float"
 
 
 class BenchmarkSpec(Strict):

@@ -40,7 +40,7 @@ def resolve_policy(policy: Policy | dict | str | Path | None = None, **flags: An
 def check(model: str | None = None, *, policy: Policy | dict | str | Path | None = None,
           targets: tuple[str, ...] | list[str] = (), model_path: str | None = None,
           model_uri: str | None = None, task: str | None = None, format: str | None = None,
-          prompt_tokens: int | None = None, new_tokens: int | None = None, batch: int | None = None,
+          runtime: str | None = None, prompt_tokens: int | None = None, new_tokens: int | None = None, batch: int | None = None,
           max_latency_ms: float | None = None, max_ttft_ms: float | None = None,
           min_tokens_per_s: float | None = None, memory_headroom: float | None = None,
           license: list[str] | tuple[str, ...] | None = None, min_quality: float | None = None,
@@ -52,7 +52,7 @@ def check(model: str | None = None, *, policy: Policy | dict | str | Path | None
     (see advisor.check.tracking.log_check). Raises UsageError for bad input.
     """
     effective = resolve_policy(
-        policy, model=model, model_path=model_path, model_uri=model_uri, task=task, format=format,
+        policy, model=model, model_path=model_path, model_uri=model_uri, task=task, format=format, runtime=runtime,
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch, max_latency_ms=max_latency_ms,
         max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s, memory_headroom=memory_headroom,
         license=list(license) if license else None, min_quality=min_quality, max_params=max_params,
@@ -124,7 +124,7 @@ def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, 
                             require_known=set(policy.require_known))
     gpus = policy.gpus_for(target) or (1 if target == LOCAL else catalog.target(target).gpus)
     est = estimate(resolved.estimate_model, target=target, format=fmt, batch=batch, prompt_tokens=prompt_tokens,
-                   new_tokens=new_tokens, gpus=gpus, catalog_paths=tuple(policy.catalog),
+                   new_tokens=new_tokens, gpus=gpus, catalog_paths=tuple(policy.catalog), runtime=policy.runtime,
                    probe=policy.probe if target == LOCAL else False)  # named targets never import torch
     entry = resolved.catalog_entry
     quality, detail = None, ""
@@ -146,4 +146,5 @@ def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, 
         notes.append(f"latency budget{ruleset.latency_note}: {ruleset.limits.max_latency_ms:g} ms end-to-end p95")
     return TargetResult(target=target, target_name=name, status="fail" if any(c.status == "fail" for c in checks)
                         else "pass", memory_basis=est.memory.basis, latency_basis=est.latency.basis,
+                        runtime=est.runtime, runtime_version=est.runtime_version,
                         figures={k: round(v, 4) for k, v in figures.items()}, checks=checks, notes=notes)

@@ -63,6 +63,8 @@ class Policy(_Strict):
     task: str | None = None
     format: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_]*$",
                                description="format id (catalog/formats.yaml)")
+    runtime: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9.+_-]*$",
+                                description="serving runtime (catalog/runtimes.yaml id or alias); default per target")
     request: RequestPolicy = Field(default_factory=RequestPolicy)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     license: list[str] | None = Field(default=None, description="allow-list of licence ids")
@@ -189,7 +191,7 @@ def merge(policy: Policy | None, **flags: Any) -> Policy:
     if "model_path" in given or "model_uri" in given:
         # the two are exclusive: the one given on the command line replaces the file's
         data["model_path"] = data["model_uri"] = None
-    for key in ("model", "model_path", "model_uri", "task", "format", "probe"):
+    for key in ("model", "model_path", "model_uri", "task", "format", "runtime", "probe"):
         if key in given:
             data[key] = given[key]
     for key in RequestPolicy.model_fields:

@@ -40,6 +40,8 @@ class TargetResult(BaseModel):
     status: Literal["pass", "fail"]
     memory_basis: str
     latency_basis: str
+    runtime: str | None = None                                  # the runtime the figures model
+    runtime_version: str | None = None
     figures: dict[str, float] = Field(default_factory=dict)   # the estimate's figures, for MLflow
     checks: list[CheckResult]
     notes: list[str] = Field(default_factory=list)

@@ -58,7 +58,11 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--target", "targets", multiple=True, metavar="ID",
               help="'local' (probed) or a named hardware target; repeatable. Default: local.")
 @click.option("--task", help="Task profile: request shape and the quality proxy.")
-@click.option("--format", "fmt", type=click.Choice(["fp32", "bf16", "fp16", "int8", "int4"]), help="Weights format (default bf16).")
+@click.option("--format", "fmt", metavar="ID",
+              help="Weights format id from catalog/formats.yaml (default bf16): bf16, fp8, int8, int4, awq, q4_k_m, ...")
+@click.option("--runtime", metavar="ID",
+              help="Serving runtime (vllm, sglang, tgi, tensorrt-llm, llama.cpp/ollama, transformers) "
+                   "[each target's default: vllm on named GPU targets, transformers on this machine].")
 @click.option("--prompt-tokens", type=click.IntRange(min=1), help="Prompt length of one request.")
 @click.option("--new-tokens", type=click.IntRange(min=1), help="Generated tokens of one request.")
 @click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences.")
@@ -76,7 +80,7 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--set-alias-on-pass", metavar="ALIAS", help="Move this registry alias to the version when all checks pass.")
 @click.option("--explain", is_flag=True, help="Print the effective policy (YAML) and exit 0 without checking.")
 @catalog_option
-def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_tokens, new_tokens, batch,
+def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime, prompt_tokens, new_tokens, batch,
           max_latency_ms, max_ttft_ms, min_tokens_per_s, min_quality, max_params, memory_headroom, licenses,
           require_known,
           junit_path, as_json, markdown_path, no_probe, no_mlflow, tracking_uri, experiment, set_alias_on_pass,
@@ -104,7 +108,8 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_
     policy = load_policy(policy_path) if policy_path else None
     source = {"model_path": model_path, "model_uri": model_uri, **_model_args(model)}
     effective = merge(policy, **source, targets=targets,
-                      task=task, format=fmt, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
+                      task=task, format=fmt, runtime=runtime, prompt_tokens=prompt_tokens, new_tokens=new_tokens,
+                      batch=batch,
                       max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                       memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
                       max_params=max_params,

@@ -16,28 +16,46 @@ _BASIS_WORDS = {"spec": "datasheet peaks x documented efficiencies", "calibrated
 @catalog_option
 @click.option("--target", default="local", show_default=True, metavar="local|ID",
               help="'local' (this machine) or a hardware.yaml target id.")
-@click.option("--format", "fmt", default=None, metavar="F",
-              help="Weight format id from formats.yaml [default: bf16, or the model's native format when "
-                   "no 16-bit checkpoint is published (gpt-oss: mxfp4)].")
+@click.option("--format", "fmt", default=None, metavar="ID",
+              help="Weight format (catalog/formats.yaml): bf16, fp16, fp32, fp8, int8, int4, awq, gptq, nf4, "
+                   "mxfp4, nvfp4, q4_0, q4_k_m, q5_k_m, q6_k, q8_0. One the model's developer does not publish "
+                   "is estimated as a community or self-quantised checkpoint [default: bf16, or the model's native "
+                   "format when no 16-bit checkpoint is published (gpt-oss: mxfp4)].")
 @click.option("--kv-format", default="fp16", show_default=True, type=click.Choice(["fp16", "fp8"]),
               help="KV-cache element format.")
-@click.option("--batch", default=1, show_default=True, type=int, help="Sequences per forward.")
+@click.option("--batch", "--concurrency", "batch", default=1, show_default=True, type=int,
+              help="Sequences decoding together (continuous batching on serving engines; one static batch "
+                   "for transformers).")
 @click.option("--prompt-tokens", default=None, type=int, help="Prompt length per sequence [default: 512].")
 @click.option("--new-tokens", default=None, type=int, help="Generated tokens per sequence [default: 128].")
-@click.option("--runtime", default="transformers", show_default=True, type=click.Choice(["transformers", "vllm"]))
-@click.option("--gpus", default=1, show_default=True, type=int, help="GPUs to split the model over.")
+@click.option("--runtime", default=None, metavar="ID",
+              help="Serving runtime (catalog/runtimes.yaml): vllm, sglang, tgi, tensorrt-llm, llama.cpp "
+                   "(ollama), transformers, gpt-fast. Default: vllm on a named GPU target, llama.cpp on a "
+                   "named CPU target, transformers on this machine (what the probes measure).")
+@click.option("--gpus", default=1, show_default=True, type=int,
+              help="GPUs of one node to split the model over (tensor parallel: must divide the attention heads; "
+                   "llama.cpp and transformers split layers).")
+@click.option("--max-model-len", type=int, default=None,
+              help="Serving engines: the longest sequence the KV pool is sized for [default: prompt + new].")
+@click.option("--gpu-memory-utilization", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="vLLM's memory fraction (SGLang mem_fraction_static, TensorRT-LLM free fraction) "
+                   "[default: the runtime's].")
 @click.option("--no-probe", is_flag=True, help="Skip the local probes: spec figures only.")
 @json_option
 @mlflow_options
 def estimate(model, catalog_paths, target, fmt, kv_format, batch, prompt_tokens, new_tokens, runtime, gpus,
-             no_probe, as_json, to_mlflow, tracking_uri, experiment):
+             max_model_len, gpu_memory_utilization, no_probe, as_json, to_mlflow, tracking_uri, experiment):
     """Estimate peak memory and latency of MODEL, and say whether it fits.
 
     \b
-    Every figure carries its basis: spec (datasheet), calibrated (probe rates) or measured.
+    Every figure carries its basis: spec (datasheet), calibrated (probe rates) or measured,
+    and names the runtime and the version its constants assume.
     Examples:
-      advisor estimate llama-3.1-8b --target a10g-24gb
-      advisor estimate llama-3.1-8b --target h100-sxm-80gb --runtime vllm --batch 8
+      advisor estimate llama-3.1-8b --target a10g-24gb                 # vLLM, the default on GPU targets
+      advisor estimate llama-3.1-70b --target a100-80gb --gpus 2       # tensor parallel over 2 GPUs
+      advisor estimate mixtral-8x7b --target a100-80gb --format int4   # a community int4 checkpoint
+      advisor estimate llama-3.1-8b --target rtx4090-24gb --runtime ollama --format q4_k_m
+      advisor estimate llama-3.1-8b --target h100-sxm-80gb --concurrency 32 --max-model-len 8192
       advisor estimate qwen2.5-0.5b --no-probe --json
     """
     from advisor.estimate.engine import DEFAULT_NEW_TOKENS, DEFAULT_PROMPT_TOKENS
@@ -51,7 +69,8 @@ def estimate(model, catalog_paths, target, fmt, kv_format, batch, prompt_tokens,
     est = run_estimate(model, target=target, format=fmt, kv_format=kv_format, batch=batch,
                        prompt_tokens=DEFAULT_PROMPT_TOKENS if prompt_tokens is None else prompt_tokens,
                        new_tokens=DEFAULT_NEW_TOKENS if new_tokens is None else new_tokens, runtime=runtime,
-                       gpus=gpus, catalog_paths=catalog_paths, probe=not no_probe)
+                       gpus=gpus, catalog_paths=catalog_paths, probe=not no_probe, max_model_len=max_model_len,
+                       gpu_memory_utilization=gpu_memory_utilization)
     if as_json:
         print_json(est)
     else:
@@ -71,8 +90,11 @@ def render(est) -> None:
     out = console()
     m, lat = est.memory, est.latency
     on = f"{est.gpus} x {est.target}" if est.gpus > 1 else est.target
-    out.print(f"[bold]{est.model}[/bold] on [bold]{on}[/bold]: {est.format} weights, {est.kv_format} KV cache, "
-              f"{est.runtime}, batch {est.batch}, {est.prompt_tokens} prompt + {est.new_tokens} new tokens")
+    origin = "" if est.format_origin == "official" else f" ({est.format_origin})"
+    split = f", {est.parallel} parallel" if est.gpus > 1 else ""
+    out.print(f"[bold]{est.model}[/bold] on [bold]{on}[/bold]{split}: {est.format} weights{origin}, {est.kv_format} "
+              f"KV cache, batch {est.batch}, {est.prompt_tokens} prompt + {est.new_tokens} new tokens")
+    out.print(f"runtime: [bold]{est.runtime}[/bold] ({est.runtime_version})")
 
     mem = Table(title=f"Memory (basis: {m.basis})", title_justify="left")
     mem.add_column("term")
@@ -84,12 +106,14 @@ def render(est) -> None:
                 f"{human_bytes(m.weights_bytes)} / {human_bytes(m.kv_cache_bytes)} / {human_bytes(m.activations_bytes)}")
     mem.add_row("overhead (CUDA context, allocator slack)", human_bytes(m.overhead_bytes))
     mem.add_row("[bold]per device[/bold]", f"[bold]{human_bytes(m.per_device_bytes)}[/bold]")
+    if m.weights_bytes_per_device is not None and est.gpus > 1:
+        mem.add_row("weights per device", human_bytes(m.weights_bytes_per_device))
     mem.add_row("available on one device", human_bytes(m.available_bytes))
     if m.offload_bytes:
         mem.add_row("offloaded to host RAM", human_bytes(m.offload_bytes))
     if m.kv_pool_bytes is not None:
-        mem.add_row("vLLM KV pool per device", human_bytes(m.kv_pool_bytes))
-        mem.add_row("concurrent sequences it holds", str(m.max_concurrent_sequences))
+        mem.add_row(f"{est.runtime} KV pool per device", human_bytes(m.kv_pool_bytes))
+        mem.add_row(f"sequences of {m.max_model_len} tokens it holds", str(m.max_concurrent_sequences))
     out.print(mem)
 
     t = lat.terms
@@ -101,15 +125,23 @@ def render(est) -> None:
     tab.add_row("prefill: compute / weight read / host overhead",
                 f"{_ms(t['prefill_compute_ms'])} / {_ms(t['prefill_weight_read_ms'])} / {_ms(t['prefill_overhead_ms'])}")
     tab.add_row("bytes read per decode step", f"{t.get('decode_bytes_per_step_gb', 0):.3f} GB")
-    tab.add_row("decode step: bandwidth / compute / host overhead",
-                f"{_ms(t['decode_bandwidth_ms'])} / {_ms(t['decode_compute_ms'])} / {_ms(t['decode_overhead_ms'])}")
+    tab.add_row("decode step: weights / KV cache / compute / host / interconnect",
+                f"{_ms(t['decode_bandwidth_ms'])} / {_ms(t.get('decode_kv_ms', 0))} / {_ms(t['decode_compute_ms'])} / "
+                f"{_ms(t['decode_overhead_ms'])} / {_ms(t.get('decode_comm_ms', 0))}")
+    if lat.concurrency > 1:
+        tab.add_row(f"one step at {lat.concurrency:g} sequences ({lat.scheduling})", _ms(t.get("decode_step_ms", 0)))
+        if t.get("prefill_interference_ms"):
+            tab.add_row("other requests' prefills, per output token", _ms(t["prefill_interference_ms"]))
     if t.get("offload_ms_per_step"):
         tab.add_row("offload streaming per step", _ms(t["offload_ms_per_step"]))
     tab.add_row("rates used", f"{lat.rates.get('matmul_tflops', 0):.1f} TFLOPS, {lat.rates.get('bandwidth_gbs', 0):.0f} GB/s")
     tab.add_row("[bold]time to first token[/bold]", f"[bold]{_ms(lat.ttft_ms)}[/bold]")
-    tab.add_row("[bold]decode per token[/bold]", f"[bold]{_ms(lat.decode_ms_per_token)}[/bold] ({lat.bound}-bound)")
+    per = " per stream" if lat.concurrency > 1 else ""
+    tab.add_row(f"[bold]time per output token{per}[/bold]",
+                f"[bold]{_ms(lat.decode_ms_per_token)}[/bold] ({lat.bound}-bound)")
     tab.add_row("whole request (p50 / p95)", f"{_ms(lat.e2e_ms)} / {_ms(lat.e2e_p95_ms)}")
-    tab.add_row("generated tokens per second", f"{lat.tokens_per_s:,.1f}")
+    tab.add_row("generated tokens per second" + (" (all streams)" if lat.concurrency > 1 else ""),
+                f"{lat.tokens_per_s:,.1f}")
     if lat.joules_per_token is not None:
         tab.add_row("energy per token", f"{lat.joules_per_token:.2f} J")
     out.print(tab)

@@ -25,7 +25,10 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--formats", "formats", multiple=True, metavar="F",
               help="Allowed format ids (catalog/formats.yaml), e.g. bf16,int8,int4; repeatable or comma-separated.")
 @click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
-@click.option("--runtime", type=click.Choice(["transformers", "vllm"]), help="Serving runtime to model [transformers].")
+@click.option("--runtime", metavar="ID",
+              help="Serving runtime to model (vllm, sglang, tgi, tensorrt-llm, llama.cpp/ollama, transformers) "
+                   "[each target's default: vllm on named GPU targets, llama.cpp on CPU targets, "
+                   "transformers on this machine].")
 @click.option("--config", "config_path", type=click.Path(), help="YAML with the same keys as these options.")
 @catalog_option
 @local_models_options
@@ -79,7 +82,7 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
         rec = run(task, targets=list(targets) or cfg.targets or ["local"],
                   prompt_tokens=prompt_tokens or cfg.prompt_tokens, new_tokens=new_tokens or cfg.new_tokens,
                   batch=batch or cfg.batch, constraints=constraints, catalog_paths=catalog_paths,
-                  runtime=runtime or cfg.runtime or "transformers", probe=not no_probe, budget_s=budget_s,
+                  runtime=runtime or cfg.runtime, probe=not no_probe, budget_s=budget_s,
                   refresh=refresh, progress=progress, user_models_only=user_models_only,
                   allow_unscored=allow_unscored or bool(cfg.allow_unscored), local_models=local_models,
                   **flags)
@@ -218,7 +221,7 @@ def _show(rec, show_all: bool) -> None:
                     rejected.append(c)
             rejected.sort(key=lambda c: (c.key not in quoted,))
             shown = passed[:12] + rejected[:max(8, len(quoted))]
-        table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}): "
+        table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}), runtime {t.runtime}: "
                             f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
                       title_justify="left", show_lines=False)
         for col, just in (("model", "left"), ("fmt", "left"), ("tier", "left"), ("quality*", "right"),
@@ -232,11 +235,16 @@ def _show(rec, show_all: bool) -> None:
                 "[red]" + "; ".join(c.reasons) + "[/red]"
             if mark:
                 result = f"[bold]{mark}[/bold] " + result
-            table.add_row(c.model, c.format, c.tier, "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
+            community = c.format_origin not in (None, "official")
+            table.add_row(c.model, c.format + ("†" if community else ""), c.tier,
+                          "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
                           gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
                           "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}",
-                          (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"), "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
+                          (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"),
+                          "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
         out.print(table)
+        if any(c.format_origin not in (None, "official") for c in shown):
+            out.print("[dim]† community or self-quantised: the model's developer publishes no checkpoint in this format[/dim]")
         if not show_all and len(cands) > len(shown):
             out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
         body = t.verdict

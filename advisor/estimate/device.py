@@ -27,6 +27,17 @@ class DeviceSpec:
     ram_bytes: int | None = None              # host RAM for offload; None when unknown
     workspace_key: str = "default"            # which gemm_workspace_bytes entry applies
     notes: tuple[str, ...] = field(default_factory=tuple)
+    link_kind: str | None = None              # interconnect between the node's GPUs (nvlink, pcie)
+    link_gbs: float | None = None             # per GPU, both directions, datasheet
+    node_known: bool = True                   # False: the target names no node (gpus_per_node unset)
+
+    @property
+    def link(self):
+        from advisor.estimate.parallel import Link
+
+        if self.link_kind is None:
+            return None
+        return Link(self.link_kind, self.link_gbs or 0.0)
 
     def tflops(self, dtype: str) -> float | None:
         """Peak for a compute dtype; bf16 and fp16 stand in for each other when only one is listed.
@@ -48,24 +59,35 @@ class DeviceSpec:
         return self.peak_tflops.get("fp32")
 
 
+def target_memory_bytes(target: HardwareTarget) -> int:
+    """What the driver reports when the catalog has it (memory_bytes), else memory_gb as decimal GB
+    (conservative: an H100's NVML total is 6.9% above 80e9)."""
+    return int(target.device_memory_bytes)
+
+
 def from_target(target: HardwareTarget) -> DeviceSpec:
-    # memory_bytes is the driver's total (NVML); a target without one falls back to memory_gb in
-    # decimal GB, which is conservative (an H100's NVML total is 6.9% above 80e9).
-    return DeviceSpec(id=target.id, name=target.name, kind=target.kind, memory_bytes=target.device_memory_bytes,
-                      count=target.gpus if target.kind == "gpu" else 1,
+    link = target.interconnect
+    memory = target_memory_bytes(target)
+    return DeviceSpec(id=target.id, name=target.name, kind=target.kind, memory_bytes=memory,
+                      count=target.max_gpus if target.kind == "gpu" else 1,
                       bandwidth_gbs=target.memory_bandwidth_gbs, peak_tflops=dict(target.peak_tflops),
-                      ram_bytes=target.device_memory_bytes if target.kind == "cpu" else None,
-                      workspace_key=target.id)
+                      ram_bytes=memory if target.kind == "cpu" else None, workspace_key=target.id,
+                      link_kind=link.kind if link else None, link_gbs=link.bandwidth_gbs if link else None,
+                      node_known=target.gpus_per_node is not None)
 
 
 def cpu_peak_tflops(cores: int, mhz: float, flags: list[str], runtime: RuntimeProfile) -> dict[str, float]:
     """Rough CPU spec: cores x GHz x FLOPs/cycle of the widest ISA present (table in runtimes.yaml)."""
-    table = runtime.cpu_flops_per_cycle.values
+    if runtime.cpu is None:
+        raise UsageError(f"the {runtime.id} runtime does not run on CPUs",
+                         hint="use --runtime transformers or --runtime llama.cpp on a CPU")
+    table = runtime.cpu.flops_per_cycle.values
     flags_l = {f.lower() for f in flags}
     per_cycle = max([table[f] for f in table if f in flags_l and f != "default"], default=table.get("default", 4.0))
     fp32 = cores * mhz * 1e6 * per_cycle / 1e12
-    boost = max([runtime.cpu_bf16_speedup.values[f] for f in runtime.cpu_bf16_speedup.values
-                 if f in flags_l and f != "default"], default=runtime.cpu_bf16_speedup.get(None, 1.0))
+    speed = runtime.cpu.bf16_speedup
+    boost = max([speed.values[f] for f in speed.values if f in flags_l and f != "default"],
+                default=speed.get(None, 1.0))
     return {"fp32": fp32, "bf16": fp32 * boost, "fp16": fp32}
 
 
@@ -108,10 +130,12 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
             raise UsageError(f"cannot read the memory size of local GPU '{gpu.name}'",
                              hint="pass --target ID to estimate for a named target")
         bandwidth = gpu.peak_bandwidth_gbs or (matched.memory_bandwidth_gbs if matched else 0.0)
+        link = matched.interconnect if matched else None
         return DeviceSpec(id="local", name=gpu.name or "local GPU", kind="gpu", memory_bytes=int(memory),
                           count=max(profile.gpu_count, len(profile.gpus)), bandwidth_gbs=bandwidth,
                           peak_tflops=dict(matched.peak_tflops) if matched else derived, ram_bytes=ram,
-                          workspace_key=matched.id if matched else "default", notes=tuple(notes))
+                          workspace_key=matched.id if matched else "default", notes=tuple(notes),
+                          link_kind=link.kind if link else None, link_gbs=link.bandwidth_gbs if link else None)
     cpu = profile.cpu
     # a container's affinity caps the cores this process can use
     cores = min(c for c in (cpu.usable_cores, cpu.physical_cores or cpu.logical_cores) if c) if (
@@ -123,7 +147,8 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
     memory = ram
     if not memory:
         raise UsageError("cannot read this machine's RAM size", hint="pass --target ID")
+    peaks = cpu_peak_tflops(cores, mhz, cpu.flags, runtime)   # raises for a GPU-only runtime
     return DeviceSpec(id="local", name=cpu.model_name or "local CPU", kind="cpu", memory_bytes=int(memory), count=1,
-                      bandwidth_gbs=cpu.memory_bandwidth_gbs or runtime.cpu_bandwidth_gbs.value,
-                      peak_tflops=cpu_peak_tflops(cores, mhz, cpu.flags, runtime), ram_bytes=None,
+                      bandwidth_gbs=cpu.memory_bandwidth_gbs or runtime.cpu.bandwidth_gbs.value,
+                      peak_tflops=peaks, ram_bytes=None,
                       notes=tuple(notes))

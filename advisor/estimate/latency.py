@@ -1,55 +1,79 @@
-"""Latency model: prefill and decode from FLOPs, bytes and host overhead (pure functions).
+"""Latency model: prefill and decode from FLOPs, bytes, host overhead and interconnect (pure functions).
 
-prefill  = max(FLOPs / matmul rate, weight bytes / bandwidth, host overhead)  (host launches overlap GPU work)
-decode   = max(bytes per step / bandwidth, FLOPs / rate) + host overhead per step
-TTFT = prefill (it yields the first token); e2e = prefill + (new - 1) x decode.
-Rates come from datasheet peaks x efficiencies (spec), probe rates (calibrated), or a timed probe (measured).
+decode step = GEMMs + KV cache read / bandwidth (x passes: transformers' torch.cat growth rewrites it)
+            + host overhead (fixed + per layer) + tensor-parallel all-reduces or layer hand-offs
+prefill     = GEMMs + elementwise traffic / bandwidth + host overhead + communication
+GEMMs       = streamed weights / bandwidth + FLOPs / matmul rate for serving engines (their fitted kernels
+              do not overlap the two: the TensorRT-LLM TTFT rows rise linearly from a weight-read intercept);
+              max(...) of the two for eager loops, whose host launches also overlap GPU work
+              (prefill = max(compute, weight read, host)), as fitted on the H100 reference data.
+TTFT        = the runtime's request floor + waiting for a step + prefill; then serving.py turns steps and
+              prefills into per-stream time per output token, end-to-end and throughput at a concurrency.
+Rates come from datasheet peaks x runtime efficiencies (spec), probe rates (calibrated), or a timed probe.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from advisor.catalog.schema import Architecture
-from advisor.errors import UsageError
-from advisor.estimate.device import DeviceSpec
-from advisor.estimate.flops import (decode_step_bytes, decode_step_flops, prefill_activation_traffic,
-                                   prefill_flops)
-from advisor.estimate.memory import activation_bytes, kv_cache_bytes
+from advisor.catalog.params import param_breakdown
 from advisor.catalog.runtimes import RuntimeProfile
+from advisor.catalog.schema import Architecture, FormatSpec
+from advisor.errors import UsageError
+from advisor.estimate import serving
+from advisor.estimate.device import DeviceSpec
+from advisor.estimate.flops import (decode_step_flops, experts_touched, prefill_activation_traffic,
+                                    prefill_flops)
+from advisor.estimate.formats import compute_dtype, embedding_bytes
+from advisor.estimate.memory import activation_bytes, kv_cache_bytes
+from advisor.estimate.parallel import Link, Split, communication_ms, kv_share
 from advisor.estimate.schema import LatencyEstimate, LatencyMeasurement, MeasuredRates
 
-
-def compute_dtype(fmt: str) -> str:
-    """Weight-only int8/int4 dequantise and multiply in 16-bit, so their rate is the fp16 one."""
-    return {"int8": "fp16", "int4": "fp16"}.get(fmt, fmt)
+NO_SPLIT = Split(1, "none")
 
 
 @dataclass(frozen=True)
 class Rates:
-    tflops: float                 # achievable on a model's matmuls
-    bandwidth_gbs: float          # achievable device memory bandwidth
+    tflops: float                 # achievable on a model's matmuls (one device)
+    bandwidth_gbs: float          # achievable weight-streaming bandwidth (one device)
     step_overhead_ms: float
     per_layer_ms: float           # host cost per layer per decode step
     prefill_per_layer_ms: float
     basis: str                    # spec | calibrated
     compute_known: bool = True    # False: no FLOPS peak for this device, compute time left out (lower bound)
+    kv_bandwidth_gbs: float | None = None   # KV-cache reads (16-bit kernels); None: as bandwidth_gbs
+    prefill_overhead_ms: float = 0.0
+    ttft_floor_ms: float = 0.0
+    dtype: str = "bf16"           # the dtype the matmuls run in
 
 
-def spec_rates(device: DeviceSpec, fmt: str, runtime: RuntimeProfile) -> Rates:
-    peak = device.tflops(compute_dtype(fmt))
+def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile) -> Rates:
+    dtype = compute_dtype(fmt, device.peak_tflops)
+    peak = device.tflops(dtype)
     if not device.bandwidth_gbs or (not peak and device.kind == "gpu"):
         raise UsageError(f"no datasheet peaks are known for '{device.name}'",
                          hint="let the probes measure it (drop --no-probe) or pass --target ID")
-    gemm = runtime.gemm_efficiency.value if device.kind == "gpu" else 1.0  # CPU peak is already a rough spec
-    return Rates(tflops=(peak or 0.0) * gemm * runtime.model_matmul_fraction.value, compute_known=bool(peak),
-                 bandwidth_gbs=device.bandwidth_gbs * (runtime.bandwidth_efficiency.value if device.kind == "gpu" else 1.0),
-                 step_overhead_ms=runtime.step_overhead_ms.value, per_layer_ms=runtime.per_layer_overhead_ms.value,
-                 prefill_per_layer_ms=runtime.prefill_per_layer_overhead_ms.value, basis="spec")
+    keys = (fmt.kernel_key, fmt.family)
+    if device.kind == "gpu":
+        mm = runtime.matmul_efficiency.lookup(*keys)
+        bw = runtime.bandwidth_efficiency.lookup(*keys)
+        kv = runtime.bandwidth_efficiency.lookup("16bit")
+    else:
+        if runtime.cpu is None:
+            raise UsageError(f"the {runtime.id} runtime does not run on CPUs")
+        mm = runtime.cpu.matmul_efficiency.lookup(*keys)
+        bw = runtime.cpu.bandwidth_efficiency.lookup(*keys)
+        kv = runtime.cpu.bandwidth_efficiency.lookup("16bit")
+    return Rates(tflops=(peak or 0.0) * mm, compute_known=bool(peak), bandwidth_gbs=device.bandwidth_gbs * bw,
+                 kv_bandwidth_gbs=device.bandwidth_gbs * kv, step_overhead_ms=runtime.step_overhead_ms.value,
+                 per_layer_ms=runtime.per_layer_overhead_ms.value,
+                 prefill_per_layer_ms=runtime.prefill_per_layer_overhead_ms.value,
+                 prefill_overhead_ms=runtime.prefill_overhead_ms.value, ttft_floor_ms=runtime.ttft_floor_ms.value,
+                 basis="spec", dtype=dtype)
 
 
-def calibrated_rates(rates: MeasuredRates, fmt: str, runtime: RuntimeProfile) -> Rates:
-    dtype = compute_dtype(fmt)
+def calibrated_rates(rates: MeasuredRates, fmt: FormatSpec, runtime: RuntimeProfile) -> Rates:
+    dtype = compute_dtype(fmt)      # the probes time 16-bit and fp32 kernels only
     gemm = rates.matmul_tflops.get(dtype)
     if gemm is None and rates.device.startswith("cuda"):
         # on GPUs bf16 and fp16 tensor-core rates are alike; on CPUs they differ by orders of magnitude
@@ -57,95 +81,209 @@ def calibrated_rates(rates: MeasuredRates, fmt: str, runtime: RuntimeProfile) ->
     gemm = gemm or rates.matmul_tflops.get("fp32")
     if not gemm:
         raise UsageError(f"the probe measured no matmul rate for {dtype}")
-    per_layer = rates.per_layer_overhead_ms or 0.0
     # Decode streams the weights through 1-token matmuls: their measured rate for this dtype is the
     # achievable bandwidth (on CPUs it can be far below copy bandwidth for bf16/fp16).
     bandwidth = rates.decode_gbs.get(dtype) or rates.bandwidth_gbs
-    # The probe times the kernel-launch path itself; one forward costs the same launches in prefill.
+    if runtime.eager is not None:
+        # The probe times the eager kernel-launch path itself; one forward costs the same launches in prefill.
+        per_layer = rates.per_layer_overhead_ms or 0.0
+        step, pre_layer = rates.step_overhead_ms, per_layer
+        pre_fixed = rates.step_overhead_ms
+
+    else:
+        # A serving engine's host path (CUDA graphs, its scheduler) is not what the torch probe timed.
+        step, per_layer = runtime.step_overhead_ms.value, runtime.per_layer_overhead_ms.value
+        pre_layer = runtime.prefill_per_layer_overhead_ms.value
+        pre_fixed = runtime.prefill_overhead_ms.value
     return Rates(tflops=gemm * runtime.model_matmul_fraction.value, bandwidth_gbs=bandwidth,
-                 step_overhead_ms=rates.step_overhead_ms, per_layer_ms=per_layer, prefill_per_layer_ms=per_layer,
-                 basis="calibrated")
+                 kv_bandwidth_gbs=rates.bandwidth_gbs, step_overhead_ms=step, per_layer_ms=per_layer,
+                 prefill_per_layer_ms=pre_layer, prefill_overhead_ms=pre_fixed,
+                 ttft_floor_ms=runtime.ttft_floor_ms.value, basis="calibrated", dtype=dtype)
 
 
 def prefill_traffic(arch: Architecture, *, fmt: str, batch: int, prompt: int, runtime: RuntimeProfile) -> float:
-    eager = arch.model_type in runtime.eager_attention_types
+    """Elementwise bytes of an eager prefill; engines with fused kernels fold them into their efficiency."""
+    eager = runtime.eager
+    if eager is None:
+        return 0.0
+    scores = arch.model_type in eager.eager_attention_types
     return prefill_activation_traffic(
         arch, batch=batch, prompt=prompt, act_bytes=activation_bytes(fmt),
-        hidden_passes=runtime.hidden_passes_per_layer.get(arch.model_type),
-        ffn_passes=runtime.ffn_passes_per_layer.value,
-        score_passes=runtime.eager_score_passes.value if eager else 0.0,
-        logits_passes=runtime.logits_passes.get(arch.model_type),
+        hidden_passes=eager.hidden_passes_per_layer.get(arch.model_type),
+        ffn_passes=eager.ffn_passes_per_layer.value,
+        score_passes=eager.eager_score_passes.value if scores else 0.0,
+        logits_passes=eager.logits_passes.get(arch.model_type),
         logits_positions=prompt if runtime.logits_all_positions else 1)
 
 
-def latency_estimate(arch: Architecture, *, fmt: str, weights_bytes: int, kv_element_bytes: int, batch: int, prompt: int,
-                     new: int, runtime: RuntimeProfile, rates: Rates, offload_bytes: int = 0,
-                     measurement: LatencyMeasurement | None = None) -> LatencyEstimate:
-    layers = arch.num_hidden_layers
-    bw = rates.bandwidth_gbs * 1e9 if rates.bandwidth_gbs > 0 else float("inf")  # unknown: term left at zero
-    # a CPU target may publish no FLOPS peak: its compute time is then left out (a stated lower bound)
-    flops_rate = rates.tflops * 1e12 if rates.compute_known else float("inf")
-    offload_ms = 1e3 * offload_bytes / (runtime.offload_bandwidth_gbs.value * 1e9) if offload_bytes else 0.0
+def streamed_weight_bytes(arch: Architecture, fmt: FormatSpec, weights_bytes: int, batch: float) -> float:
+    """Weight bytes one decode step reads: all but the input embedding table (one row per token is
+    gathered), and for MoE only the experts the batch's tokens route to (expected count)."""
+    read = float(weights_bytes - embedding_bytes(arch, fmt))
+    if arch.is_moe:
+        pb = param_breakdown(arch)
+        frac_mlp = pb.mlp / pb.total
+        touched = experts_touched(arch, batch) / arch.num_local_experts
+        read *= 1 - frac_mlp + frac_mlp * touched
+    return read
 
-    pf = prefill_flops(arch, batch=batch, prompt=prompt, logits_all_positions=runtime.logits_all_positions)
-    traffic = prefill_traffic(arch, fmt=fmt, batch=batch, prompt=prompt, runtime=runtime)
-    pre_gemm = 1e3 * sum(pf.values()) / flops_rate
-    pre_traffic = 1e3 * traffic / bw
-    pre_compute = pre_gemm + pre_traffic   # elementwise kernels run between the GEMMs on the same stream
-    pre_bytes = 1e3 * weights_bytes / bw
-    pre_overhead = rates.step_overhead_ms + layers * rates.prefill_per_layer_ms
-    prefill = max(pre_compute, pre_bytes, pre_overhead) + offload_ms
 
-    # decode at the average context of the generation
-    context = prompt + max(new - 1, 0) // 2
-    kv_now = kv_cache_bytes(arch, context, batch, kv_element_bytes)
-    step_bytes = decode_step_bytes(weights_bytes, arch, batch=batch, kv_bytes_at_context=kv_now)
-    dec_bw = 1e3 * step_bytes / bw
-    dec_compute = 1e3 * decode_step_flops(arch, batch=batch, context=context) / flops_rate
-    dec_overhead = rates.step_overhead_ms + layers * rates.per_layer_ms
-    decode = max(dec_bw, dec_compute) + dec_overhead + offload_ms
-    parts = {"compute": dec_compute, "memory-bandwidth": dec_bw + offload_ms, "step-overhead": dec_overhead}
+@dataclass(frozen=True)
+class Model:
+    """Everything the step and prefill functions need, bound once per estimate."""
+
+    arch: Architecture
+    fmt: FormatSpec
+    weights_bytes: int
+    kv_element_bytes: int
+    runtime: RuntimeProfile
+    rates: Rates
+    split: Split = NO_SPLIT
+    link: Link | None = None
+    offload_ms: float = 0.0
+
+    @property
+    def _bw(self) -> float:
+        return self.rates.bandwidth_gbs * 1e9 if self.rates.bandwidth_gbs > 0 else float("inf")
+
+    @property
+    def _kv_bw(self) -> float:
+        kv = self.rates.kv_bandwidth_gbs if self.rates.kv_bandwidth_gbs is not None else self.rates.bandwidth_gbs
+        return kv * 1e9 if kv > 0 else float("inf")
+
+    @property
+    def _rate(self) -> float:
+        # a CPU target may publish no FLOPS peak: its compute time is then left out (a stated lower bound)
+        return self.rates.tflops * 1e12 if self.rates.compute_known and self.rates.tflops > 0 else float("inf")
+
+    def decode_terms(self, batch: float, context: float) -> dict[str, float]:
+        a, sp = self.arch, self.split
+        weights = streamed_weight_bytes(a, self.fmt, self.weights_bytes, batch) / sp.tensor
+        # tensor ranks each read their KV heads; a layer split visits every device in turn (all of it per step)
+        kv = batch * kv_cache_bytes(a, max(1, int(context)), 1, self.kv_element_bytes) / (
+            kv_share(a, sp) if sp.kind == "tensor" else 1)
+        passes = self.runtime.eager.kv_cache_passes.value if self.runtime.eager else 1.0
+        flops = batch * decode_step_flops(a, batch=1, context=int(context)) / sp.tensor
+        w_ms, f_ms = 1e3 * weights / self._bw, 1e3 * flops / self._rate
+        kv_ms = 1e3 * passes * kv / self._kv_bw
+        host = self.rates.step_overhead_ms + a.num_hidden_layers * self.rates.per_layer_ms
+        comm = communication_ms(a, self.runtime, sp, self.link, tokens=batch)
+        gemm = max(w_ms, f_ms) if self.runtime.prefill_host_overlap else w_ms + f_ms
+        total = gemm + kv_ms + host + comm + self.offload_ms
+        return {"weights_ms": w_ms, "compute_ms": f_ms, "kv_ms": kv_ms, "host_ms": host, "comm_ms": comm,
+                "total_ms": total, "bytes": weights + passes * kv}
+
+    def step_ms(self, batch: float, context: float) -> float:
+        return self.decode_terms(batch, context)["total_ms"]
+
+    def prefill_terms(self, batch: int, prompt: int) -> dict[str, float]:
+        a, sp, rt = self.arch, self.split, self.runtime
+        pf = prefill_flops(a, batch=batch, prompt=prompt, logits_all_positions=rt.logits_all_positions)
+        flops = sum(pf.values()) / sp.tensor
+        traffic = prefill_traffic(a, fmt=self.fmt.id, batch=batch, prompt=prompt, runtime=rt) / sp.tensor
+        gemm = 1e3 * flops / self._rate
+        elementwise = 1e3 * traffic / self._bw
+        compute = gemm + elementwise      # elementwise kernels run between the GEMMs on the same stream
+        weights = 1e3 * (self.weights_bytes / sp.tensor) / self._bw
+        host = self.rates.prefill_overhead_ms + a.num_hidden_layers * self.rates.prefill_per_layer_ms
+        comm = communication_ms(a, rt, sp, self.link, tokens=batch * prompt, act_bytes=activation_bytes(self.fmt.id))
+        if rt.prefill_host_overlap:
+            total = max(compute, weights, host)      # host launches overlap GPU work
+        else:
+            total = compute + weights + host
+        total += comm + self.offload_ms
+        return {"gemm_ms": gemm, "elementwise_ms": elementwise, "compute_ms": compute, "weights_ms": weights,
+                "host_ms": host, "comm_ms": comm, "total_ms": total, "traffic": traffic,
+                "tflop": sum(pf.values()) / 1e12, "lm_head_tflop": pf["lm_head"] / 1e12,
+                "attention_tflop": pf["attention"] / 1e12}
+
+    def prefill_ms(self, batch: int, prompt: int) -> float:
+        return self.prefill_terms(batch, prompt)["total_ms"]
+
+    def prefill_extra_ms(self, prompt: int) -> float:
+        """What one request's prefill adds to a running decode step it rides in (continuous batching):
+        its compute and communication; the weights are streamed by the step anyway."""
+        t = self.prefill_terms(1, prompt)
+        return t["compute_ms"] + t["comm_ms"]
+
+
+def default_mode(runtime: RuntimeProfile) -> serving.Mode:
+    return "static" if runtime.batching == "static" else "continuous"
+
+
+def latency_estimate(arch: Architecture, *, fmt: FormatSpec, weights_bytes: int, kv_element_bytes: int, batch: int,
+                     prompt: int, new: int, runtime: RuntimeProfile, rates: Rates, offload_bytes: int = 0,
+                     measurement: LatencyMeasurement | None = None, split: Split = NO_SPLIT,
+                     link: Link | None = None, mode: serving.Mode | None = None, request_rate: float | None = None,
+                     scheduler_steps: int = 1, max_concurrency: float | None = None) -> LatencyEstimate:
+    offload_ms = 0.0
+    if offload_bytes:
+        bw = runtime.eager.offload_bandwidth_gbs.value if runtime.eager else 25.0
+        offload_ms = 1e3 * offload_bytes / (bw * 1e9)
+    m = Model(arch, fmt, weights_bytes, kv_element_bytes, runtime, rates, split, link, offload_ms)
+    work = serving.Workload(batch=batch, prompt=prompt, new=new, mode=mode or default_mode(runtime),
+                            request_rate=request_rate, scheduler_steps=scheduler_steps)
+    served = serving.serve(m.step_ms, m.prefill_ms, work, rates.ttft_floor_ms, max_concurrency,
+                           extra=m.prefill_extra_ms)
+    n = served.concurrency
+    context = prompt + max(new - 1, 0) / 2
+    dec = m.decode_terms(n, context)
+    pre = m.prefill_terms(int(round(n)) if work.mode == "static" else 1, prompt)
+    gemm_compute_bound = dec["compute_ms"] > dec["weights_ms"]
+    parts = {"compute": dec["compute_ms"] if gemm_compute_bound else 0.0,
+             "memory-bandwidth": (0.0 if gemm_compute_bound else dec["weights_ms"]) + dec["kv_ms"] + offload_ms,
+             "step-overhead": dec["host_ms"], "interconnect": dec["comm_ms"]}
     bound = max(parts, key=parts.get)
 
-    terms = {"prefill_compute_ms": pre_compute, "prefill_gemm_ms": pre_gemm, "prefill_elementwise_ms": pre_traffic,
-             "prefill_elementwise_gb": traffic / 1e9, "prefill_weight_read_ms": pre_bytes,
-             "prefill_overhead_ms": pre_overhead, "decode_bandwidth_ms": dec_bw, "decode_compute_ms": dec_compute,
-             "decode_overhead_ms": dec_overhead, "offload_ms_per_step": offload_ms,
-             "prefill_tflop": sum(pf.values()) / 1e12, "prefill_lm_head_tflop": pf["lm_head"] / 1e12,
-             "prefill_attention_tflop": pf["attention"] / 1e12, "decode_bytes_per_step_gb": step_bytes / 1e9}
+    prefill, decode, ttft, e2e = served.prefill_ms, served.tpot_ms, served.ttft_ms, served.e2e_ms
+    tokens_per_s = served.tokens_per_s
+    terms = {"prefill_compute_ms": pre["compute_ms"], "prefill_gemm_ms": pre["gemm_ms"],
+             "prefill_elementwise_ms": pre["elementwise_ms"], "prefill_elementwise_gb": pre["traffic"] / 1e9,
+             "prefill_weight_read_ms": pre["weights_ms"], "prefill_overhead_ms": pre["host_ms"],
+             "prefill_comm_ms": pre["comm_ms"], "decode_bandwidth_ms": dec["weights_ms"],
+             "decode_kv_ms": dec["kv_ms"], "decode_compute_ms": dec["compute_ms"],
+             "decode_overhead_ms": dec["host_ms"], "decode_comm_ms": dec["comm_ms"],
+             "decode_step_ms": served.step_ms, "prefill_interference_ms": served.interference_ms,
+             "ttft_floor_ms": rates.ttft_floor_ms, "offload_ms_per_step": offload_ms,
+             "prefill_tflop": pre["tflop"], "prefill_lm_head_tflop": pre["lm_head_tflop"],
+             "prefill_attention_tflop": pre["attention_tflop"], "decode_bytes_per_step_gb": dec["bytes"] / 1e9,
+             "concurrency": n}
     used = {"matmul_tflops": rates.tflops, "bandwidth_gbs": rates.bandwidth_gbs,
             "step_overhead_ms": rates.step_overhead_ms, "per_layer_overhead_ms": rates.per_layer_ms}
     source = rates.basis
     joules = None
     e2e_p95 = None
     if measurement is not None:
-        prefill = measurement.prefill_ms.p50
+        prefill = ttft = measurement.prefill_ms.p50
         decode = measurement.decode_ms_per_token.p50
+        e2e = prefill + max(new - 1, 0) * decode
         e2e_p95 = measurement.prefill_ms.p95 + max(new - 1, 0) * measurement.decode_ms_per_token.p95
         joules = measurement.joules_per_token
+        tokens_per_s = batch * new / (e2e / 1e3) if e2e > 0 else 0.0
         source = "measured"
-    e2e = prefill + max(new - 1, 0) * decode
     e2e_p95 = e2e if e2e_p95 is None else e2e_p95
-    explanation = _explain(source, bound, parts, decode, measurement)
+    explanation = _explain(source, bound, parts, decode, measurement, runtime, work.mode, n)
     if not rates.compute_known and measurement is None:
         explanation += (" No FLOPS peak is published for this device, so compute time is left out: "
                         "prefill and decode are lower bounds; run the CPU probe there for real figures.")
-    return LatencyEstimate(prefill_ms=prefill, decode_ms_per_token=decode, ttft_ms=prefill, e2e_ms=e2e,
-                           e2e_p95_ms=e2e_p95, tokens_per_s=batch * new / (e2e / 1e3) if e2e > 0 else 0.0,
-                           source=source, basis=source, bound=bound, rates=used, terms=terms,
-                           joules_per_token=joules, explanation=explanation)
+    return LatencyEstimate(prefill_ms=prefill, decode_ms_per_token=decode, ttft_ms=ttft, e2e_ms=e2e,
+                           e2e_p95_ms=e2e_p95, tokens_per_s=tokens_per_s, source=source, basis=source,
+                           bound=bound, rates=used, terms=terms, joules_per_token=joules,
+                           concurrency=n, scheduling=work.mode, explanation=explanation)
 
 
 def _explain(source: str, bound: str, parts: dict[str, float], decode: float,
-             measurement: LatencyMeasurement | None) -> str:
-    roofline = max(parts["compute"], parts["memory-bandwidth"])
+             measurement: LatencyMeasurement | None, runtime: RuntimeProfile, mode: str, n: float) -> str:
+    roofline = parts["compute"] + parts["memory-bandwidth"]
     if measurement is not None:
         return (f"Measured on this machine ({measurement.method}, p50 of {measurement.decode_ms_per_token.n} "
                 f"decode steps); the roofline alone would say {roofline:.2f} ms per token.")
     basis = ("datasheet peaks x documented efficiencies" if source == "spec"
              else "rates measured by the probes on this machine")
+    load = (f"{n:g} sequences decoding together ({'continuous batching' if mode != 'static' else 'one static batch'})"
+            if n > 1 else "one sequence")
     if bound == "step-overhead":
-        return (f"Decode is host-bound: the per-step framework overhead ({parts['step-overhead']:.1f} ms) exceeds the "
-                f"roofline ({roofline:.2f} ms); figures from {basis}. Overhead varies run to run, so a local probe "
-                "is far more reliable than this figure.")
-    return f"Decode is {bound}-bound at {decode:.2f} ms per token; figures from {basis}."
+        return (f"Decode is host-bound: {runtime.id}'s per-step overhead ({parts['step-overhead']:.1f} ms) exceeds "
+                f"the roofline ({roofline:.2f} ms); {load}; figures from {basis}. Overhead varies run to run, "
+                "so a local probe is far more reliable than this figure.")
+    return f"Decode is {bound}-bound at {decode:.2f} ms per token per stream ({load}); figures from {basis}."

@@ -3,7 +3,8 @@
 Peak (what torch.cuda.max_memory_allocated reports) = weights + the largest of
   prefill: retained earlier outputs + this prompt's KV + max(LM head, last MLP, eager attention) + GEMM workspace
   decode:  KV of prompt + new tokens + one-position logits + GEMM workspace
-Every constant (how many outputs are retained, copies, workspace) comes from catalog/runtimes.yaml.
+Every constant (how many outputs are retained, copies, workspace) comes from catalog/runtimes.yaml (the
+runtime's `eager` block). Serving engines with a preallocated KV pool are sized in pool.py instead.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from advisor.catalog.params import param_breakdown
-from advisor.catalog.schema import Architecture
-from advisor.catalog.runtimes import QuantSettings, RuntimeProfile
+from advisor.catalog.runtimes import RuntimeProfile
+from advisor.catalog.schema import Architecture, FormatSpec
+from advisor.estimate.formats import linear_out_channels, weight_terms  # noqa: F401  (re-exported)
 
 KV_FORMAT_BYTES = {"fp16": 2, "fp8": 1}
 
@@ -28,34 +29,6 @@ def kv_element_bytes(kv_format: str, fmt: str, runtime_id: str) -> int:
     if runtime_id == "transformers" and fmt == "fp32" and kv_format == "fp16":
         return 4
     return KV_FORMAT_BYTES[kv_format]
-
-
-def linear_out_channels(arch: Architecture) -> int:
-    """Output channels of every quantisable linear (all layers, all experts): one int8 scale each."""
-    hd = arch.head_size
-    attn = arch.num_attention_heads * hd + 2 * arch.kv_heads * hd + arch.hidden_size
-    mlp = (2 * arch.ffn_size + arch.hidden_size) if arch.gated_mlp else (arch.ffn_size + arch.hidden_size)
-    experts = arch.num_local_experts or 1
-    return arch.num_hidden_layers * (attn + mlp * experts)
-
-
-def weight_terms(arch: Architecture, fmt: str, bytes_per_param: float, quant: QuantSettings,
-                 group_size: int | None = None) -> dict[str, int]:
-    """Weight bytes by part. Tied embeddings count once (param_breakdown); MoE holds every expert."""
-    pb = param_breakdown(arch)
-    if fmt not in ("int8", "int4"):
-        return {"weights": int(pb.total * bytes_per_param)}
-    linear = pb.attention + pb.mixer + pb.mlp            # quantised (biases and qk-norms ride along: tiny)
-    # embeddings, norms, the LM head and a vision tower stay 16-bit in published int8/int4 checkpoints
-    kept = pb.embedding + pb.positions + pb.norms + pb.lm_head + pb.per_layer_embedding + pb.vision
-    terms = {"weights_quantised": int(linear * bytes_per_param),
-             "weights_16bit": int(kept * quant.unquantised_bytes)}
-    if fmt == "int8":
-        terms["quant_scales"] = int(linear_out_channels(arch) * quant.scale_bytes)
-    else:
-        groups = math.ceil(linear / (group_size or quant.default_group_size))
-        terms["quant_scales"] = int(groups * (quant.scale_bytes + quant.zero_bytes))
-    return terms
 
 
 def kv_cache_bytes(arch: Architecture, tokens: int, batch: int, element_bytes: int) -> int:
@@ -111,61 +84,49 @@ def transient_terms(arch: Architecture, *, batch: int, prompt: int, act_bytes: i
                     runtime: RuntimeProfile, workspace: int) -> dict[str, int]:
     """Named buffers alive at the prefill peak besides the weights."""
     b, p, h, v = batch, prompt, arch.hidden_size, arch.vocab_size
+    eager = runtime.eager
     head_positions = p if runtime.logits_all_positions else 1
     logits = b * head_positions * v * act_bytes
     hidden = b * p * h * act_bytes
-    c = runtime.hidden_live_copies.value
-    copies = runtime.extra_logits_copies.get(arch.model_type)
+    c = eager.hidden_live_copies.value
+    copies = eager.extra_logits_copies.get(arch.model_type)
     lm_head = {"logits": logits, "logits_copies": logits * copies, "hidden_states": c * hidden}
     mlp = {"hidden_states": (c + 1) * hidden,
-           "mlp_intermediates": runtime.mlp_live_intermediates.value * b * p * arch.ffn_size * act_bytes}
+           "mlp_intermediates": eager.mlp_live_intermediates.value * b * p * arch.ffn_size * act_bytes}
     attention = {}
-    if arch.model_type in runtime.eager_attention_types:
+    if arch.model_type in eager.eager_attention_types:
         # one layer's P x P scores (fp16 units x copies per head) plus the 4D mask
         attention = {"hidden_states": (c + 1) * hidden,
-                     "attention_scores": b * p * p * runtime.attention_score_copies.value
+                     "attention_scores": b * p * p * eager.attention_score_copies.value
                      * arch.num_attention_heads * 2,
                      "attention_mask": b * p * p * act_bytes}
     phases = {"lm_head": lm_head, "mlp": mlp, "attention": attention}
     worst = max(phases, key=lambda k: sum(phases[k].values()))
-    terms = {"retained_outputs": runtime.retained_outputs.value * (logits + kv_prompt), "prompt_kv": kv_prompt}
+    terms = {"retained_outputs": eager.retained_outputs.value * (logits + kv_prompt), "prompt_kv": kv_prompt}
     terms.update(phases[worst])
     terms["gemm_workspace"] = workspace
     return {k: int(v) for k, v in terms.items()}
 
 
-def memory_breakdown(arch: Architecture, *, fmt: str, bytes_per_param: float, kv_format: str, batch: int,
-                     prompt: int, new: int, runtime: RuntimeProfile, workspace: int,
-                     group_size: int | None = None) -> MemoryBreakdown:
-    """The whole peak of one request on one (unsplit) device, every term named."""
-    wterms = weight_terms(arch, fmt, bytes_per_param, runtime.quantization, group_size)
+def memory_breakdown(arch: Architecture, *, fmt: FormatSpec, kv_format: str, batch: int, prompt: int, new: int,
+                     runtime: RuntimeProfile, workspace: int) -> MemoryBreakdown:
+    """The whole peak of one request in an eager loop on one (unsplit) device, every term named."""
+    if runtime.eager is None:
+        raise ValueError(f"{runtime.id} preallocates a KV pool: size it with advisor.estimate.pool")
+    wterms = weight_terms(arch, fmt)
     weights = sum(wterms.values())
-    act = activation_bytes(fmt)
-    kv_el = kv_element_bytes(kv_format, fmt, runtime.id)
+    act = activation_bytes(fmt.id)
+    kv_el = kv_element_bytes(kv_format, fmt.id, runtime.id)
     kv_prompt = kv_cache_bytes(arch, prompt, batch, kv_el)
     kv_full = kv_cache_bytes(arch, prompt + new, batch, kv_el)
     # the recurrent state lives from the first prompt token on, at one size (conv state in the cache's
     # dtype, the SSM state in the family's state dtype)
     state = recurrent_state_bytes(arch, batch, kv_el)
     state_term = {"recurrent_state": state} if state else {}
-    if runtime.id == "vllm":
-        # vLLM's profile forward runs max_num_batched_tokens tokens and fp32 sampler logits for max_num_seqs.
-        tokens = int(runtime.max_num_batched_tokens.value) if runtime.max_num_batched_tokens else batch * prompt
-        h = tokens * arch.hidden_size * act
-        profile = {
-            "profile_hidden": int(runtime.hidden_live_copies.value * h),
-            "profile_mlp": int(runtime.mlp_live_intermediates.value * tokens * arch.ffn_size * act),
-            "sampler_logits": int((runtime.max_num_seqs.value if runtime.max_num_seqs else batch) * arch.vocab_size * 4),
-            "gemm_workspace": workspace,
-        }
-        activations = sum(profile.values())
-        terms = {**wterms, "kv_cache": kv_full, **state_term, **profile}
-        return MemoryBreakdown(weights, kv_full, activations, weights + kv_full + state + activations, "prefill",
-                               terms, recurrent_state=state)
     pre = transient_terms(arch, batch=batch, prompt=prompt, act_bytes=act, kv_prompt=kv_prompt,
                           runtime=runtime, workspace=workspace)
     prefill_extra = sum(pre.values())
-    step_logits = int((1 + runtime.retained_outputs.value) * batch * arch.vocab_size * act)
+    step_logits = int((1 + runtime.eager.retained_outputs.value) * batch * arch.vocab_size * act)
     decode_extra = kv_full + step_logits + workspace
     if prefill_extra >= decode_extra:
         peak, phase = weights + prefill_extra + state, "prefill"
@@ -186,36 +147,26 @@ class DeviceShare:
     available: int
     fits: bool
     verdict: str                  # fits | fits-with-offload | does-not-fit
-    kv_pool: int | None = None
-    concurrent: int | None = None
 
 
 def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_bytes: int, ram_bytes: int | None,
-                 runtime: RuntimeProfile, kv_one_sequence: int) -> DeviceShare:
-    """Split over `gpus` devices: weights and KV divide; transient buffers land whole on one device
-    (logits are gathered for the LM head), which keeps the check conservative."""
+                 runtime: RuntimeProfile) -> DeviceShare:
+    """Split over `gpus` devices (layers over devices, accelerate device_map): weights and KV divide;
+    transient buffers land whole on one device (logits are gathered for the LM head), which keeps the
+    check conservative."""
+    eager = runtime.eager
     share = math.ceil((mb.weights + mb.kv_cache + mb.recurrent_state) / gpus) + mb.activations
     gpu = device_kind == "gpu"
     overhead = int(runtime.cuda_context_bytes.value) if gpu else 0
-    if runtime.id == "vllm":
-        overhead += int(runtime.cuda_graph_bytes.value) if runtime.cuda_graph_bytes else 0
-        available = int(memory_bytes * runtime.gpu_memory_utilization.value)
-        per_device = share + overhead
-        fits = per_device <= available
-        pool = available - (per_device - math.ceil((mb.kv_cache + mb.recurrent_state) / gpus))
-        per_seq = max(1, math.ceil(kv_one_sequence / gpus))
-        concurrent = max(0, pool // per_seq)
-        return DeviceShare(per_device, overhead, 0, available, fits, "fits" if fits else "does-not-fit",
-                           kv_pool=max(0, pool), concurrent=concurrent)
     # fragmentation comes from the buffers that churn (KV growth, transients), not from the weights
-    overhead += int(runtime.allocator_slack_fraction.value * (share - math.ceil(mb.weights / gpus)))
+    overhead += int(eager.allocator_slack_fraction.value * (share - math.ceil(mb.weights / gpus)))
     per_device = share + overhead
     fits = per_device <= memory_bytes
     if fits:
         return DeviceShare(per_device, overhead, 0, memory_bytes, True, "fits")
     excess = per_device - memory_bytes
     weights_share = math.ceil(mb.weights / gpus)
-    if gpu and ram_bytes and excess < weights_share and excess * gpus <= ram_bytes * runtime.host_ram_usable_fraction.value:
+    if gpu and ram_bytes and excess < weights_share and excess * gpus <= ram_bytes * eager.host_ram_usable_fraction.value:
         # accelerate device_map="auto": layers that do not fit stay in host RAM
         return DeviceShare(per_device, overhead, excess * gpus, memory_bytes, False, "fits-with-offload")
     return DeviceShare(per_device, overhead, 0, memory_bytes, False, "does-not-fit")

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 ESTIMATE_SCHEMA_VERSION = 1
 Basis = Literal["measured", "calibrated", "spec"]
 Verdict = Literal["fits", "fits-with-offload", "does-not-fit"]
-Bound = Literal["compute", "memory-bandwidth", "step-overhead"]
+Bound = Literal["compute", "memory-bandwidth", "step-overhead", "interconnect"]
+Scheduling = Literal["static", "continuous", "open-loop", "saturated"]
 
 
 class MeasuredRates(BaseModel):
@@ -93,17 +94,22 @@ class MemoryEstimate(BaseModel):
     fits_with_gpus: int | None = None            # GPUs needed at this format, when this one does not
     fits_on_targets: list[str] = Field(default_factory=list)  # named targets that hold it
     explanation: str = ""
-    kv_pool_bytes: int | None = None             # vllm: KV pool left per device after weights and buffers
-    max_concurrent_sequences: int | None = None  # vllm: sequences of this request's length the pool holds
+    weights_bytes_per_device: int | None = None  # the weights one device holds (split over --gpus)
+    kv_pool_bytes: int | None = None             # serving engines: KV pool per device after weights and buffers
+    max_concurrent_sequences: int | None = None  # sequences of max_model_len tokens the pool holds
+    max_model_len: int | None = None             # the longest sequence the engine is sized for
+    memory_fraction: float | None = None         # vLLM gpu_memory_utilization / SGLang mem_fraction_static ...
 
 
 class LatencyEstimate(BaseModel):
     prefill_ms: float
-    decode_ms_per_token: float
+    decode_ms_per_token: float                   # per stream, at the concurrency below
     ttft_ms: float
     e2e_ms: float                                # p50 of the whole request
     e2e_p95_ms: float                            # p95 where measured; equal to e2e_ms for spec
-    tokens_per_s: float                          # generated tokens per second over the request (all sequences)
+    tokens_per_s: float                          # generated tokens per second, all sequences together
+    concurrency: float = 1.0                     # sequences decoding together
+    scheduling: Scheduling = "static"            # how the runtime batches them
     source: Basis
     basis: Basis
     bound: Bound                                 # what limits decode
@@ -119,11 +125,14 @@ class Estimate(BaseModel):
     target: str
     format: str
     kv_format: str
-    runtime: Literal["transformers", "vllm"]
+    runtime: str                                 # catalog/runtimes.yaml id
+    runtime_version: str = ""                    # the version the runtime's constants assume
+    format_origin: str = "official"              # official | community or self-quantised
     batch: int
     prompt_tokens: int
     new_tokens: int
     gpus: int
+    parallel: str = "none"                       # tensor | layer | none: how the model is split over the GPUs
     memory: MemoryEstimate
     latency: LatencyEstimate                     # what it would take even when it does not fit
     notes: list[str] = Field(default_factory=list)

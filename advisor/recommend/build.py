@@ -34,10 +34,17 @@ def rule_failures(plan: Plan, available: dict[str, float]) -> Callable[[Candidat
     return fn
 
 
-def _base(entry: ModelEntry, fmt: str, target: str, plan: Plan) -> dict:
+def _origin(entry: ModelEntry, fmt: str) -> str:
+    from advisor.estimate.formats import format_origin
+
+    return format_origin(entry, fmt)
+
+
+def _base(entry: ModelEntry, fmt: str, spec: TargetSpec, plan: Plan) -> dict:
     q = quality_score(entry, plan.task, fmt, plan.catalog)
-    return dict(key=f"{entry.id}:{fmt}@{target}", model=entry.id, name=entry.name,
-                tier=plan.catalog.tier_of(entry.params_total), format=fmt, target=target,
+    return dict(key=f"{entry.id}:{fmt}@{spec.id}", model=entry.id, name=entry.name,
+                tier=plan.catalog.tier_of(entry.params_total), format=fmt, target=spec.id, runtime=spec.runtime.id,
+                format_origin=_origin(entry, fmt),
                 params_total=entry.params_total, params_active=entry.params_active, license=entry.license,
                 quality_proxy=q.score, quality_proxy_upper=q.upper, quality_band_points=q.band_points,
                 quality_base=q.base_score, quality_format_delta=q.format_delta, quality_benchmarks=q.used,
@@ -51,7 +58,7 @@ def from_estimate(entry: ModelEntry, fmt: str, spec: TargetSpec, est, plan: Plan
     if spec.price is not None and lat.tokens_per_s > 0:
         cost = spec.price * est.gpus / (lat.tokens_per_s * 3600.0) * 1e6
     energy = lat.joules_per_token * 1e6 / 3.6e6 if lat.joules_per_token is not None else None
-    c = Candidate(**_base(entry, fmt, spec.id, plan), verdict=mem.verdict, memory_bytes=mem.per_device_bytes,
+    c = Candidate(**_base(entry, fmt, spec, plan), verdict=mem.verdict, memory_bytes=mem.per_device_bytes,
                   memory_limit_bytes=int(mem.available_bytes * (1.0 - plan.rules.headroom)),
                   memory_basis=mem.basis, ttft_ms=lat.ttft_ms, decode_ms_per_token=lat.decode_ms_per_token,
                   e2e_p50_ms=lat.e2e_ms, e2e_p95_ms=lat.e2e_p95_ms, tokens_per_s=lat.tokens_per_s,
@@ -62,7 +69,7 @@ def from_estimate(entry: ModelEntry, fmt: str, spec: TargetSpec, est, plan: Plan
 
 def not_estimated(entry: ModelEntry, fmt: str, spec: TargetSpec, plan: Plan, reason: str) -> Candidate:
     """A candidate the estimator refused (e.g. a request longer than the context): no figures, one reason."""
-    return Candidate(**{**_base(entry, fmt, spec.id, plan), "reasons": [reason], "binding": ["request"]})
+    return Candidate(**{**_base(entry, fmt, spec, plan), "reasons": [reason], "binding": ["request"]})
 
 
 def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple[list[Candidate], dict[str, Any]]:
@@ -71,7 +78,10 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
 
     cands: list[Candidate] = []
     estimates: dict[str, Any] = {}
-    todo = [(m, f) for m in plan.models for f in m.offered_formats()]
+    from advisor.estimate.formats import servable_formats
+
+    # official formats the runtime serves, plus its usual community ones (labelled as such)
+    todo = [(m, f) for m in plan.models for f in servable_formats(m, spec.runtime, plan.catalog.formats, spec.kind)]
     for i, (entry, fmt) in enumerate(todo):
         if progress:
             progress(f"estimating {entry.id} {fmt} on {spec.id}", i, len(todo))
@@ -82,7 +92,7 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
             try:
                 est = estimate(entry, target=spec.id, format=fmt, batch=plan.shape.batch,
                                prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
-                               runtime=plan.runtime, gpus=gpus, catalog_paths=tuple(plan.catalog_paths),
+                               runtime=spec.runtime.id, gpus=gpus, catalog_paths=tuple(plan.catalog_paths),
                                probe=False, rates=probes.rates, measurement=measurement)
             except UsageError as exc:
                 error = error or exc
@@ -93,7 +103,7 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
             # a cached measurement is checked against the calibration as a fresh one is
             calibrated = estimate(entry, target=spec.id, format=fmt, batch=plan.shape.batch,
                                   prompt_tokens=plan.shape.prompt_tokens, new_tokens=plan.shape.new_tokens,
-                                  runtime=plan.runtime, gpus=est.gpus, catalog_paths=tuple(plan.catalog_paths),
+                                  runtime=spec.runtime.id, gpus=est.gpus, catalog_paths=tuple(plan.catalog_paths),
                                   probe=False, rates=probes.rates)
             probes.compare(f"{entry.id} {fmt}", calibrated.latency.e2e_p95_ms, est.latency.e2e_p95_ms)
         if est is None:

@@ -17,7 +17,7 @@ class RecommendConfig(Constraints):
     prompt_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     new_tokens: int | None = Field(default=None, gt=0, le=10_000_000)
     batch: int | None = Field(default=None, gt=0, le=100_000)
-    runtime: str | None = None
+    runtime: str | None = Field(default=None, min_length=1, max_length=64)   # catalog/runtimes.yaml id or alias
     allow_unscored: bool | None = None
 
 

@@ -92,6 +92,7 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
     unscored = sum(1 for c in sel.candidates if c.passed and c.quality_proxy is None)
     result = TargetRecommendation(
         target=target, target_name=spec.name, device_summary=spec.summary, hardware_fingerprint=spec.fingerprint,
+        runtime=spec.runtime.id, runtime_version=spec.runtime.version,
         status="ok" if sel.pick else "no-candidate", pick=sel.pick, small=sel.small, large=sel.large,
         frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, near,
                                                        plan.budget_ms),
@@ -115,11 +116,15 @@ def _generation(plan: Plan) -> GenerationAdvice:
 def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ...] = ("local",),
               prompt_tokens: int | None = None, new_tokens: int | None = None, batch: int | None = None,
               constraints: Constraints | dict | None = None, catalog_paths: list[str] | tuple[str, ...] = (),
-              runtime: str = "transformers", probe: bool = True, budget_s: float | None = None,
+              runtime: str | None = None, probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
               user_models_only: bool = False, allow_unscored: bool = False, local_models=None,
               **constraint_kwargs) -> Recommendation:
-    """Recommend the small or large model for `task` on each target. Same figures as the CLI."""
+    """Recommend the small or large model for `task` on each target. Same figures as the CLI.
+
+    runtime None: each target's default (vLLM on named GPU targets, llama.cpp on CPU targets, transformers
+    on this machine, where the probes measure it).
+    """
     plan = resolve(task, targets=targets, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                    constraints=constraints, constraint_kwargs=constraint_kwargs, catalog_paths=catalog_paths,
                    runtime=runtime, user_models_only=user_models_only, allow_unscored=allow_unscored,
@@ -131,7 +136,10 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         result, cands, probes, spec = _recommend_target(plan, target, probe=probe, budget_s=budget_s,
                                                         refresh=refresh, progress=progress)
         hardware = spec.hardware or hardware
-        notes.extend(n for n in probes.notes if n not in notes)
+        note = f"{target}: figures model the {spec.runtime.id} runtime ({spec.runtime.version})"
+        for n in [note, *probes.notes]:
+            if n not in notes:
+                notes.append(n)
         probes_used.extend(probes.used())
         results.append(result)
         all_candidates.extend(cands)

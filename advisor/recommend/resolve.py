@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.catalog.loader import Catalog, get_catalog
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.catalog.schema import ModelEntry, TaskProfile
 from advisor.errors import UsageError
 from advisor.recommend.schema import Constraints, RequestShape
@@ -24,7 +25,7 @@ class Plan:
     constraints: Constraints
     rules: RuleSet
     models: list[ModelEntry]
-    runtime: str
+    runtime: str | None                    # None: each target's default runtime
     targets: list[str]
     catalog_paths: tuple[str, ...] = ()
     allow_unscored: bool = False
@@ -44,6 +45,8 @@ class TargetSpec:
     summary: str
     gpu_count: int
     price: float | None                    # USD per device-hour
+    kind: str                              # gpu | cpu
+    runtime: RuntimeProfile                # the serving runtime its figures model
     fingerprint: str | None = None
     hardware: dict | None = None           # the local HardwareProfile
 
@@ -61,7 +64,7 @@ def constraints_from(constraints: Constraints | dict | None, overrides: dict[str
 
 
 def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints, constraint_kwargs,
-            catalog_paths, runtime: str, user_models_only: bool, allow_unscored: bool = False,
+            catalog_paths, runtime: str | None, user_models_only: bool, allow_unscored: bool = False,
             local_models=None) -> Plan:
     cat = get_catalog(tuple(catalog_paths), local=local_models)   # + --hf-cache / --models-dir models
     profile = cat.task(task)
@@ -91,6 +94,13 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
                 allow_unscored=allow_unscored, notes=notes)
 
 
+def _runtime_for(plan: Plan, local: bool, kind: str) -> RuntimeProfile:
+    from advisor.estimate.engine import default_runtime_id, resolve_runtime
+
+    rts = plan.catalog.runtimes
+    return resolve_runtime(rts, plan.runtime or default_runtime_id(rts, local=local, device_kind=kind))
+
+
 def describe_target(target: str, plan: Plan) -> TargetSpec:
     price_flag = plan.constraints.gpu_hour_cost
     if target == "local":
@@ -100,10 +110,13 @@ def describe_target(target: str, plan: Plan) -> TargetSpec:
         summary = (", ".join(f"{g.name} ({(g.memory_total_bytes or 0) / 2**30:.0f} GiB)" for g in prof.gpus)
                    or f"CPU only: {prof.cpu.model_name or 'unknown CPU'}, "
                       f"{(prof.cpu.ram_total_bytes or 0) / 2**30:.0f} GiB RAM")
+        kind = "gpu" if prof.gpus else "cpu"
         return TargetSpec(id=target, local=True, name="this machine", summary=summary,
-                          gpu_count=max(prof.gpu_count, 1), price=price_flag, fingerprint=prof.fingerprint,
+                          gpu_count=max(prof.gpu_count, 1), price=price_flag, kind=kind,
+                          runtime=_runtime_for(plan, True, kind), fingerprint=prof.fingerprint,
                           hardware=prof.model_dump())
     hw = plan.catalog.target(target)
     return TargetSpec(id=target, local=False, name=hw.name, summary=f"{hw.gpus} x {hw.name} ({hw.memory_gb:g} GB)",
                       gpu_count=hw.gpus if hw.kind == "gpu" else 1,
-                      price=price_flag if price_flag is not None else hw.price_per_hour_usd)
+                      price=price_flag if price_flag is not None else hw.price_per_hour_usd, kind=hw.kind,
+                      runtime=_runtime_for(plan, False, hw.kind))

@@ -38,6 +38,8 @@ class Candidate(BaseModel):
     tier: str
     format: str
     target: str
+    runtime: str | None = None                   # catalog/runtimes.yaml id the figures model
+    format_origin: str | None = None             # official | community or self-quantised
     params_total: int
     params_active: int | None = None
     license: str
@@ -90,6 +92,8 @@ class TargetRecommendation(BaseModel):
     target_name: str
     device_summary: str                          # "1 x NVIDIA A10G (24 GB)"
     hardware_fingerprint: str | None = None
+    runtime: str | None = None                   # the serving runtime modelled on this target
+    runtime_version: str | None = None           # the version its constants assume
     status: Literal["ok", "no-candidate"]
     pick: Candidate | None = None
     small: Candidate | None = None

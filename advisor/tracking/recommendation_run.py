@@ -50,6 +50,7 @@ def recommendation_params(rec: dict) -> dict[str, str]:
     params = {
         "task": rec.get("task"),
         "targets": ",".join(t.get("target", "?") for t in rec.get("targets") or []),
+        "runtimes": ",".join(str(t.get("runtime")) for t in rec.get("targets") or [] if t.get("runtime")) or None,
         "prompt_tokens": shape.get("prompt_tokens"),
         "new_tokens": shape.get("new_tokens"),
         "batch": shape.get("batch"),

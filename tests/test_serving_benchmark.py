@@ -1,0 +1,72 @@
+"""benchmarks/serving_accuracy.py: every published row is estimable, and no constant was fitted on a held-out row.
+
+The accuracy goals themselves are the script's to print (benchmarks, not unit tests); these tests check its
+bookkeeping: the split, the coverage, and that runtimes.yaml's 'fitted' sources name only FIT rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import serving_accuracy as bench  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def published():
+    return json.loads((REPO / "benchmarks" / "data" / "published-serving.json").read_text())
+
+
+def test_split_holds_out_every_third_row_per_runtime(published):
+    splits = bench.split_rows(published["rows"])
+    by_runtime: dict[str, list[str]] = {}
+    for r in published["rows"]:
+        by_runtime.setdefault(r["runtime"], []).append(splits[r["id"]])
+    for rt, seq in by_runtime.items():
+        assert seq[1::3] == ["holdout"] * len(seq[1::3]), rt
+        assert "holdout" not in seq[0::3] + seq[2::3], rt
+    assert sum(v == "holdout" for v in splits.values()) == 23
+
+
+def test_no_runtime_constant_was_fitted_on_a_held_out_row(published):
+    splits = bench.split_rows(published["rows"])
+    held = {rid for rid, sp in splits.items() if sp == "holdout"}
+    boot = json.loads((REPO / "benchmarks" / "data" / "vllm-bootlogs.json").read_text())["rows"]
+    ids = {r["id"] for r in published["rows"]} | {r["id"] for r in boot}
+    text = (REPO / "catalog" / "runtimes.yaml").read_text()
+    named = {m for m in re.findall(r"[a-z0-9][a-z0-9.+_-]*[a-z0-9]", text) if m in ids}
+    assert named, "runtimes.yaml names the rows its fitted constants saw"
+    assert not named & held, f"fitted on held-out rows: {sorted(named & held)}"
+    boot_rows, _ = bench.boot_checks(bench.load()[0])
+    boot_held = {r["row"] for r in boot_rows if r["split"] == "holdout"}
+    assert not named & boot_held
+
+
+def test_every_published_row_is_estimated_with_its_own_conditions(published):
+    cat, _ = bench.load()
+    cases, skipped = bench.cases_from(cat)
+    assert not skipped and len(cases) == len(published["rows"]) == 70
+    bench.evaluate(cases, cat)
+    checks = [k for c in cases for k in c.checks]
+    assert {k.kind for k in checks} == set(bench.KINDS)
+    assert all(k.predicted > 0 for k in checks)
+    tp = next(c for c in cases if c.row["id"] == "trt061-h100x4-llama70b-fp8-ttft-in128")
+    assert (tp.gpus, tp.split_kind, tp.runtime, tp.fmt) == (4, "tensor", "tensorrt-llm", "fp8")
+    split = next(c for c in cases if c.row["id"] == "xjd-rtx3090x2-llama3-70b-q4km")
+    assert (split.gpus, split.split_kind, split.runtime, split.fmt) == (2, "layer", "llama.cpp", "q4_k_m")
+    assert next(c for c in cases if c.row["runtime"] == "other").runtime == "gpt-fast"
+
+
+def test_the_script_prints_its_goals(capsys):
+    code = bench.main(["--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["goals"]) == {"coverage", "median", "p90", "bootlogs"}
+    assert code == (0 if all(out["goals"].values()) else 1)
+    assert out["summary"]["all"]["all"]["coverage"] == 1.0
