@@ -55,3 +55,49 @@ def mlflow_server(tmp_path_factory):
     from mlflow_server import serve
 
     yield from serve(tmp_path_factory)
+
+
+# --- model-advisor installed from its wheel into fresh venvs (tests/installed.py) --------------------
+
+INSTALL_FIGURES: list[str] = []   # lines printed at the end of the run (install size, check time)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from this tree, once per session."""
+    from installed import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def plain_install(wheel, tmp_path_factory):
+    """`pip install WHEEL` into a fresh venv: no extras, no -e (what `pip install .` gives a CI gate)."""
+    from installed import make_venv
+
+    install = make_venv(tmp_path_factory.mktemp("venv-plain") / "v", str(wheel))
+    INSTALL_FIGURES.append(f"plain install (no extras): {install.size_mb():.0f} MB in the venv (du -sm) "
+                           f"(goal <= 350 MB), pip took {install.install_s:.0f} s")
+    yield install
+    for line in install.measured.values():
+        INSTALL_FIGURES.append(line)
+
+
+@pytest.fixture(scope="session")
+def probe_install(wheel, tmp_path_factory):
+    """`pip install "WHEEL[probe]"` into a fresh venv, torch pinned to the version these tests run with."""
+    from installed import make_venv, torch_pin
+
+    pin = torch_pin()
+    if pin is None:
+        pytest.skip("torch is not installed here, so there is no version to pin the probe extra's torch to")
+    install = make_venv(tmp_path_factory.mktemp("venv-probe") / "v", f"{wheel}[probe]", pin)
+    INSTALL_FIGURES.append(f"probe install ({pin}): {install.size_mb():.0f} MB, pip took {install.install_s:.0f} s")
+    yield install
+
+
+def pytest_terminal_summary(terminalreporter):
+    if INSTALL_FIGURES:
+        terminalreporter.section("model-advisor as installed from its wheel")
+        for line in INSTALL_FIGURES:
+            terminalreporter.write_line(line)

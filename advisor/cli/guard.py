@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from advisor.errors import EXIT_FAILED, EXIT_USAGE, AdvisorError
+from advisor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AdvisorError
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -25,10 +25,10 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -42,4 +42,4 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
             raise
         print(f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               "(set ADVISOR_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERNAL
