@@ -234,3 +234,14 @@ def test_probe_install_runs_the_installed_script_with_torch(probe_install, work)
     assert r.returncode in (0, 1) and "internal error" not in r.stderr, r.stderr
     assert ET.parse(junit).getroot().tag == "testsuites"
     assert sorted(p.name for p in work.iterdir()) == ["junit.xml"]
+
+
+def test_ci_installs_exactly_what_the_readme_says():
+    readme = (REPO / "README.md").read_text()
+    setup = readme[readme.index("## Set up and run the main job"):]
+    start = setup.index("```bash\n") + len("```bash\n")
+    command = setup[start:setup.index("\n```", start)]
+    readme_install = command.split(" && ")[2]
+    assert readme_install.startswith("pip install ") and "[mlflow," in readme_install
+    ci = (REPO / ".ci" / "run").read_text()
+    assert f"python -m {readme_install}".replace("pip install ", "pip install -q ") in ci, readme_install

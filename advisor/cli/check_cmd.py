@@ -138,7 +138,7 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, prompt_
     report = run_policy(effective)
     summary = _outputs(report, junit_path, markdown_path, as_json)
     if log_to is None:
-        why = "--no-mlflow" if effective.mlflow.enabled is False else \
+        why = "logging is off: --no-mlflow or mlflow.enabled: false" if effective.mlflow.enabled is False else \
             "no tracking URI; give --tracking-uri or MLFLOW_TRACKING_URI to log"
         summary.print(f"MLflow: not logged ({why})", soft_wrap=True, highlight=False, markup=False)
         return report.exit_code
