@@ -58,27 +58,24 @@ def test_json_output_stays_json_and_the_summary_says_not_logged(capsys, work):
     assert not any(work.iterdir())
 
 
-def test_env_tracking_uri_logs_there_and_not_in_the_working_folder(capsys, work, tmp_path, monkeypatch):
-    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    code, out, err = advisor(capsys, *GATE)
+def test_env_tracking_uri_logs_there_and_not_in_the_working_folder(capsys, work, mlflow_server, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.uri)
+    code, out, err = advisor(capsys, *GATE, "--experiment", "default-by-env")
     assert code == 0, err
-    [run] = runs_in(uri)
-    assert f"MLflow: logged as run {run.info.run_id} at {uri}, experiment model-advisor" in out
+    [run] = runs_in(mlflow_server.uri, "default-by-env")
+    assert f"MLflow: logged as run {run.info.run_id} at {mlflow_server.uri}, experiment default-by-env" in out
     assert run.data.tags["advisor.kind"] == "check" and run.data.tags["advisor.complete"] == "true"
-    assert not (work / "mlflow.db").exists()
-    # (MLflow itself puts a sqlite store's artifacts under ./mlruns; a server keeps them: test_packaging)
+    assert not any(work.iterdir())
 
 
-def test_tracking_uri_flag_and_policy_uri_turn_logging_on(capsys, work, tmp_path):
-    uri = f"sqlite:///{tmp_path / 'flag.db'}"
-    code, out, _ = advisor(capsys, *GATE, "--tracking-uri", uri, "--experiment", "by-flag")
-    assert code == 0 and len(runs_in(uri, "by-flag")) == 1 and "MLflow: logged as run" in out
+def test_tracking_uri_flag_and_policy_uri_turn_logging_on(capsys, work, tmp_path, mlflow_server):
+    code, out, _ = advisor(capsys, *GATE, "--tracking-uri", mlflow_server.uri, "--experiment", "default-by-flag")
+    assert code == 0 and len(runs_in(mlflow_server.uri, "default-by-flag")) == 1 and "MLflow: logged as run" in out
     policy = tmp_path / "policy.yaml"
-    policy.write_text(f"mlflow: {{tracking_uri: '{uri}', experiment: by-policy}}\n")
+    policy.write_text(f"mlflow: {{tracking_uri: '{mlflow_server.uri}', experiment: default-by-policy}}\n")
     code, out, _ = advisor(capsys, *GATE, "--policy", str(policy))
-    assert code == 0 and len(runs_in(uri, "by-policy")) == 1 and "MLflow: logged as run" in out
-    assert not (work / "mlflow.db").exists()
+    assert code == 0 and len(runs_in(mlflow_server.uri, "default-by-policy")) == 1 and "MLflow: logged as run" in out
+    assert not any(work.iterdir())
 
 
 def test_no_mlflow_and_enabled_false_win_over_a_uri(capsys, work, tmp_path, monkeypatch):

@@ -123,3 +123,16 @@ def test_exit_codes_are_documented_alike():
     assert "| 70 | internal error" in table
     assert {int(m) for m in re.findall(r"^\s+(\d+)\s", errors.__doc__, re.M)} == codes
     assert all(str(c) in EPILOG for c in codes - {0}) and "70 internal error" in " ".join(EPILOG.split())
+
+
+def test_estimate_mlflow_on_a_store_it_cannot_open_keeps_nothing(skinny, capsys, tmp_path, monkeypatch):
+    from advisor.cli.app import cli
+    from advisor.cli.guard import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code = run_cli(cli, ["estimate", "gate-small", "--target", "gate-gpu-24gb", "--catalog",
+                         str(CHECK / "catalog.yaml"), "--mlflow"], prog_name="advisor")
+    assert code == 2
+    assert "pip install 'model-advisor[mlflow]'" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "mlflow.db").exists()

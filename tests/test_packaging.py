@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
 import time
 import tomllib
 import xml.etree.ElementTree as ET
@@ -89,20 +90,13 @@ def test_plain_install_is_light(plain_install):
 
 
 def test_installed_script_runs_from_site_packages(plain_install, work):
-    """The console script imports the installed package, not this source tree."""
-    r = subprocess_py(plain_install, "import advisor, advisor.catalog.loader as l; print(advisor.__file__); "
-                                     "print(l.builtin_catalog_dir())", work)
-    assert all(line.startswith(str(plain_install.root)) for line in r.stdout.split()), r.stdout
-    assert plain_install.advisor_exe.is_file()
-
-
-def subprocess_py(install, code: str, cwd: Path):
-    import subprocess
-
-    r = subprocess.run([str(install.python), "-c", code], capture_output=True, text=True, cwd=cwd,
-                       env=install.env(), timeout=120)
+    """The console script is the venv's, and imports the installed package, not this source tree."""
+    assert plain_install.advisor_exe.read_text().splitlines()[0] == f"#!{plain_install.python}"
+    r = subprocess.run([str(plain_install.python), "-c", "import advisor, advisor.catalog.loader as l; "
+                        "print(advisor.__file__); print(l.builtin_catalog_dir())"],
+                       capture_output=True, text=True, cwd=work, env=plain_install.env(), timeout=120)
     assert r.returncode == 0, r.stderr
-    return r
+    assert all(line.startswith(str(plain_install.root)) for line in r.stdout.split()), r.stdout
 
 
 def test_plain_install_help(plain_install, work):

@@ -1,10 +1,12 @@
 """Where MLflow is, whether this install can open it, and how long we wait for it.
 
 The tracking URI comes from the argument, else MLFLOW_TRACKING_URI, else MLflow 3's embedded
-default `sqlite:///mlflow.db` (in the current directory). The core install ships mlflow-skinny,
-the client for a tracking server (http/https, databricks); database stores (sqlite, PostgreSQL,
-MySQL, SQL Server) need full MLflow, the `mlflow` extra: `require_store()` says so in one line. Credentials travel only through MLflow's
+default `sqlite:///mlflow.db` (in the current directory). Credentials travel only through MLflow's
 own env vars (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN...); URIs are redacted before they are shown.
+
+The core install ships mlflow-skinny, the client for a tracking server (http/https, databricks).
+Database stores (sqlite, PostgreSQL, MySQL, SQL Server) need full MLflow, the `mlflow` extra;
+`require_store()` says so in one line (exit 2) before any work is done.
 
 MLflow's HTTP client retries 7 times with exponential back-off and a 120 s timeout by default, so
 an unreachable server would hang a command for minutes. `bounded_http()` sets short defaults for
