@@ -136,3 +136,13 @@ def test_estimate_mlflow_on_a_store_it_cannot_open_keeps_nothing(skinny, capsys,
     assert code == 2
     assert "pip install 'model-advisor[mlflow]'" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_group_without_a_command_is_one_usage_line(capsys):
+    from advisor.cli.app import cli
+    from advisor.cli.guard import run_cli
+
+    assert run_cli(cli, [], prog_name="advisor") == 2
+    assert capsys.readouterr().err.splitlines() == ["error: no command given (see 'advisor --help')"]
+    assert run_cli(cli, ["catalog"], prog_name="advisor") == 2
+    assert capsys.readouterr().err.splitlines() == ["error: no command given (see 'advisor catalog --help')"]
