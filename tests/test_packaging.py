@@ -133,6 +133,11 @@ def test_plain_install_estimate(plain_install, work):
     assert json.loads(r.stdout)["memory"]["basis"] == "spec"
 
 
+def test_plain_install_probe_says_what_to_install(plain_install, work):
+    r = plain_install.advisor("probe", "qwen2.5-0.5b", cwd=work)
+    assert r.returncode == 2 and r.stderr.strip() == "error: torch is not installed (pip install 'model-advisor[probe]')"
+
+
 def test_plain_install_check_named_target_writes_junit_and_no_mlflow_files(plain_install, work):
     junit = work / "junit.xml"
     started = time.monotonic()
@@ -190,6 +195,12 @@ def test_plain_install_logs_a_check_and_a_recommendation_over_http(plain_install
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "candidates.json", str(dl))).read_text())
     assert table["columns"][:3] == ["key", "model", "format"] and table["data"]
     assert {"path": "candidates.json", "type": "table"} in json.loads(run.data.tags["mlflow.loggedArtifacts"])
+    r = plain_install.advisor("compare", "--experiment", "plain-install-recommend", "--json", cwd=work, env=env)
+    assert r.returncode == 0, r.stderr
+    [row] = json.loads(r.stdout)
+    assert row["task"] == "summarization" and row["pick"]
+    r = plain_install.advisor("log", "--all", cwd=work, env=env)
+    assert r.returncode == 0 and "nothing to send" in r.stdout + r.stderr, r.stderr
     assert not any(work.iterdir()), "logging to a server leaves nothing in the working folder"
 
 
