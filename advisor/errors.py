@@ -5,6 +5,9 @@ Exit codes (shared by every command):
   1  a check failed, or no model meets the constraints
   2  usage or input error (bad file, unknown id, impossible request)
   3  infrastructure error (MLflow unreachable or failing); the report is kept on disk
+  70 internal error: a bug in model-advisor, not in the input (70 is EX_SOFTWARE in sysexits.h);
+     one line on stderr, ADVISOR_DEBUG=1 shows the traceback
+  130 interrupted (Ctrl-C)
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
+EXIT_INTERNAL = 70   # a bug: never 1, which a pipeline reads as "a check failed"
+EXIT_INTERRUPTED = 130
 
 
 class AdvisorError(Exception):

@@ -18,7 +18,8 @@ for result in report.results():
     print(f"{result.status:7} {result.target:10} {result.name:16} {result.message} [{result.basis}]")
 print(f"{report.status.upper()}: {len(report.failed)} failed check(s)")
 
-# To log it (run, model-version tags, alias on pass) the way the CLI does:
+# advisor.check() logs nothing. To log it (run, model-version tags, alias on pass) the way the CLI
+# does when a tracking URI is given:
 #   from advisor.check.tracking import track
 #   folder, run_id = track(report, tracking_uri="http://mlflow:5000", experiment="model-gates")
 raise SystemExit(report.exit_code)

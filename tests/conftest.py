@@ -58,13 +58,59 @@ def mlflow_server(tmp_path_factory):
     yield from serve(tmp_path_factory)
 
 
+# --- model-advisor installed from its wheel into fresh venvs (tests/installed.py) --------------------
+
+INSTALL_FIGURES: list[str] = []   # lines printed at the end of the run (install size, check time)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel built from this tree, once per session."""
+    from installed import build_wheel
+
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def plain_install(wheel, tmp_path_factory):
+    """`pip install WHEEL` into a fresh venv: no extras, no -e (what `pip install .` gives a CI gate)."""
+    from installed import make_venv
+
+    install = make_venv(tmp_path_factory.mktemp("venv-plain") / "v", str(wheel))
+    INSTALL_FIGURES.append(f"plain install (no extras): {install.size_mb():.0f} MB in the venv (du -sm) "
+                           f"(goal <= 350 MB), pip took {install.install_s:.0f} s")
+    yield install
+    for line in install.measured.values():
+        INSTALL_FIGURES.append(line)
+
+
+@pytest.fixture(scope="session")
+def probe_install(wheel, tmp_path_factory):
+    """`pip install "WHEEL[probe]"` into a fresh venv, torch pinned to the version these tests run with."""
+    from installed import make_venv, torch_pin
+
+    pin = torch_pin()
+    if pin is None:
+        pytest.skip("torch is not installed here, so there is no version to pin the probe extra's torch to")
+    install = make_venv(tmp_path_factory.mktemp("venv-probe") / "v", f"{wheel}[probe]", pin)
+    INSTALL_FIGURES.append(f"probe install ({pin}): {install.size_mb():.0f} MB, pip took {install.install_s:.0f} s")
+    yield install
+
+
+def pytest_terminal_summary(terminalreporter):
+    if INSTALL_FIGURES:
+        terminalreporter.section("model-advisor as installed from its wheel")
+        for line in INSTALL_FIGURES:
+            terminalreporter.write_line(line)
+
+
 # --- the fast loop: `python -m pytest -q -m "not slow"` ---------------------------------------------
 # Everything runs in CI (`python -m pytest -q`). These are marked slow because each costs seconds of
 # subprocesses, real servers or generated inputs: the PostgreSQL load test, tests that start a real
 # `mlflow server`, the fuzz runs, real-probe and installed-wheel tests.
 SLOW_MODULES = {"test_load_mlflow", "test_fuzz_inputs", "test_faults_mlflow", "test_packaging", "test_security",
-                "test_check_examples", "test_tracking_server"}
-SLOW_FIXTURES = {"mlflow_server", "pg_server"}
+                "test_check_examples", "test_tracking_server", "test_readme_snippets"}
+SLOW_FIXTURES = {"mlflow_server", "pg_server", "plain_install", "probe_install", "wheel"}
 SLOW_TESTS = {
     "test_real_sigint_stops_a_real_probe_promptly",
     "test_report_saved_without_mlflow_gets_its_plot_when_logged_later",

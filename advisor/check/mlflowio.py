@@ -39,10 +39,12 @@ def preflight(tracking_uri: str) -> None:
 
 
 def client_for(tracking_uri: str | None):
+    from advisor.tracking.connection import require_store
+
+    uri = require_store(tracking_uri)   # a database store without full MLflow: one line, exit 2
+    preflight(uri)
     from mlflow import MlflowClient
 
-    uri = effective_uri(tracking_uri)
-    preflight(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 

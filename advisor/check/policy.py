@@ -50,7 +50,9 @@ class RequestPolicy(_Strict):
 
 
 class MlflowPolicy(_Strict):
-    enabled: bool = True
+    # None: log only when a tracking URI is given (here, --tracking-uri or MLFLOW_TRACKING_URI), so a
+    # gate never writes mlflow.db into the repository it checks; true: log (the embedded store if no URI).
+    enabled: bool | None = None
     tracking_uri: str | None = None
     experiment: str | None = None
     set_alias_on_pass: str | None = Field(default=None, min_length=1)
@@ -214,7 +216,7 @@ def merge(policy: Policy | None, **flags: Any) -> Policy:
         data["targets"] = [by_id.get(t, {"id": t}) for t in given["targets"]]
     if given.get("mlflow") is False:
         data["mlflow"]["enabled"] = False
-    elif "tracking_uri" in given:
+    elif given.get("mlflow") is True or "tracking_uri" in given:
         data["mlflow"]["enabled"] = True  # naming a server on the command line asks for logging
     for key in ("tracking_uri", "experiment", "set_alias_on_pass"):
         if key in given:

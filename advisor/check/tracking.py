@@ -148,6 +148,21 @@ def log_check(client, run_id: str, folder: Path, payload: dict) -> None:
             client.set_tag(run_id, "advisor.check.alias", f"{alias} not moved: the check failed")
 
 
+def logging_uri(policy) -> str | None:
+    """Where the check is logged, or None when it is not.
+
+    mlflow.enabled false (--no-mlflow): never. True (--mlflow, --tracking-uri): the URI, else the
+    embedded default. Unset: only when a tracking URI is given (policy, --tracking-uri or
+    MLFLOW_TRACKING_URI): a gate's working folder is the user's repository, so no mlflow.db there.
+    """
+    from advisor.tracking.connection import resolve_tracking_uri, tracking_uri_given
+
+    enabled, uri = policy.mlflow.enabled, policy.mlflow.tracking_uri
+    if enabled is False or (enabled is None and not tracking_uri_given(uri)):
+        return None
+    return resolve_tracking_uri(uri)
+
+
 def track(report: CheckReport, *, tracking_uri: str | None = None, experiment: str | None = None,
           files: dict[str, str | bytes] | None = None) -> tuple[Path, str]:
     """Save the report to the outbox, then send it. Returns (folder, run_id).

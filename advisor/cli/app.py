@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util  # `import importlib` alone does not bind importlib.util (an editable install hid that)
 import os
 import sys
 
@@ -22,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("advisor.cli.compare_cmd", "compare", "Compare recommendations across machines in MLflow."),
 }
 
-EPILOG = """Exit codes: 0 success, 1 a check failed or no model qualifies, 2 usage or input error,
-3 infrastructure error (MLflow unreachable; the report is kept on disk)."""
+EPILOG = """Exit codes: 0 success, 1 a check failed or no model qualifies, 2 usage or input error
+(including an MLflow store this install cannot open), 3 infrastructure error (MLflow unreachable;
+the report is kept on disk), 70 internal error (a bug; ADVISOR_DEBUG=1 shows the traceback),
+130 interrupted."""
 
 
 class LazyGroup(click.Group):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from advisor.cli.common import catalog_option, console, info, json_option, threshold_options
+from advisor.cli.common import catalog_option, console, json_option, threshold_options
 
 EXIT_CODES = """\b
 Exit codes:
@@ -16,7 +16,13 @@ Exit codes:
   2  usage or input error: bad flag or policy file (file:line: field), unknown
      model/target/task (with did-you-mean), unreadable config.json
   3  infrastructure error: MLflow unreachable or failing; the report is saved
-     on disk first and the message says where (send it later with 'advisor log')"""
+     on disk first and the message says where (send it later with 'advisor log')
+  70 internal error (a bug in model-advisor); ADVISOR_DEBUG=1 shows the traceback
+
+\b
+MLflow: the check is logged only when a tracking URI is given (--tracking-uri,
+MLFLOW_TRACKING_URI or the policy's mlflow.tracking_uri), or with --mlflow
+(then sqlite:///mlflow.db here when no URI is given). The summary says which."""
 
 
 def _split(values: tuple[str, ...]) -> list[str]:
@@ -74,7 +80,8 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--markdown", "markdown_path", metavar="PATH",
               help="Write a Markdown report. When $GITHUB_STEP_SUMMARY is set it is appended there too.")
 @click.option("--no-probe", is_flag=True, help="Target 'local': spec-based, no torch probes.")
-@click.option("--no-mlflow", is_flag=True, help="Do not log to MLflow.")
+@click.option("--mlflow/--no-mlflow", "to_mlflow", default=None,
+              help="Log to MLflow, or not. Default: only when a tracking URI is given.")
 @click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); turns logging on.")
 @click.option("--experiment", metavar="NAME", help="MLflow experiment (default: model-advisor).")
 @click.option("--set-alias-on-pass", metavar="ALIAS", help="Move this registry alias to the version when all checks pass.")
@@ -83,7 +90,7 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime, prompt_tokens, new_tokens, batch,
           max_latency_ms, max_ttft_ms, min_tokens_per_s, min_quality, max_params, memory_headroom, licenses,
           require_known,
-          junit_path, as_json, markdown_path, no_probe, no_mlflow, tracking_uri, experiment, set_alias_on_pass,
+          junit_path, as_json, markdown_path, no_probe, to_mlflow, tracking_uri, experiment, set_alias_on_pass,
           explain, catalog_paths):
     """Gate a model before deployment: does it fit and meet the budgets on the targets?
 
@@ -114,32 +121,55 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime
                       memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
                       max_params=max_params,
                       require_known=require_known, probe=False if no_probe else None,
-                      catalog=catalog_paths, mlflow=False if no_mlflow else None, tracking_uri=tracking_uri,
+                      catalog=catalog_paths, mlflow=to_mlflow, tracking_uri=tracking_uri,
                       experiment=experiment, set_alias_on_pass=set_alias_on_pass)
     if explain:
         click.echo(effective.to_yaml(), nl=False)
         return 0
+    from advisor.check.tracking import logging_uri
+
+    log_to = logging_uri(effective)
     if effective.mlflow.set_alias_on_pass and not effective.model_uri:
         raise UsageError("--set-alias-on-pass needs a registered model (--model-uri models:/NAME/VERSION)")
-    if effective.mlflow.set_alias_on_pass and not effective.mlflow.enabled:
-        raise UsageError("--set-alias-on-pass needs MLflow logging (drop --no-mlflow or mlflow.enabled: false)")
+    if effective.mlflow.set_alias_on_pass and log_to is None:
+        raise UsageError("--set-alias-on-pass needs MLflow logging",
+                         hint="give --tracking-uri or MLFLOW_TRACKING_URI, and drop --no-mlflow or mlflow.enabled: false")
+    if effective.model_uri and log_to is None and not _uri_given(effective):
+        raise UsageError(f"{effective.model_uri} is read from an MLflow registry, and no tracking URI is given",
+                         hint="pass --tracking-uri URI or set MLFLOW_TRACKING_URI")
+    if log_to is not None or effective.model_uri:
+        from advisor.tracking.connection import require_store
+
+        require_store(log_to or effective.mlflow.tracking_uri)  # before any work: one line naming the extra
 
     report = run_policy(effective)
-    _outputs(report, junit_path, markdown_path, as_json)
-    if effective.mlflow.enabled:
-        from advisor.check.junit import to_junit
-        from advisor.check.report import to_markdown
-        from advisor.check.tracking import track
+    summary = _outputs(report, junit_path, markdown_path, as_json)
+    if log_to is None:
+        why = "logging is off: --no-mlflow or mlflow.enabled: false" if effective.mlflow.enabled is False else \
+            "no tracking URI; give --tracking-uri or MLFLOW_TRACKING_URI to log"
+        summary.print(f"MLflow: not logged ({why})", soft_wrap=True, highlight=False, markup=False)
+        return report.exit_code
+    from advisor.check.junit import to_junit
+    from advisor.check.report import to_markdown
+    from advisor.check.tracking import track
+    from advisor.tracking.connection import redact, resolve_experiment
 
-        folder, run_id = track(report, tracking_uri=effective.mlflow.tracking_uri,
-                               experiment=effective.mlflow.experiment,
-                               files={"junit.xml": to_junit(report), "report.md": to_markdown(report)})
-        info(f"logged to MLflow run {run_id} (report in {folder})")
+    folder, run_id = track(report, tracking_uri=log_to, experiment=effective.mlflow.experiment,
+                           files={"junit.xml": to_junit(report), "report.md": to_markdown(report)})
+    summary.print(f"MLflow: logged as run {run_id} at {redact(log_to)}, experiment "
+                  f"{resolve_experiment(effective.mlflow.experiment)} (report in {folder})",
+                  soft_wrap=True, highlight=False, markup=False)
     return report.exit_code
 
 
-def _outputs(report, junit_path, markdown_path, as_json) -> None:
-    """Every local output is written before MLflow is contacted."""
+def _uri_given(policy) -> bool:
+    from advisor.tracking.connection import tracking_uri_given
+
+    return tracking_uri_given(policy.mlflow.tracking_uri) is not None
+
+
+def _outputs(report, junit_path, markdown_path, as_json):
+    """Every local output is written before MLflow is contacted; returns the summary's console."""
     from advisor.check.report import print_summary, to_markdown
 
     if junit_path:
@@ -153,10 +183,10 @@ def _outputs(report, junit_path, markdown_path, as_json) -> None:
         _write(markdown_path, markdown, "Markdown report")
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         _write(os.environ["GITHUB_STEP_SUMMARY"], markdown + "\n", "GitHub step summary", append=True)
+    out = console(stderr=as_json)   # with --json the summary goes to stderr, stdout is the JSON
     if as_json:
         from advisor.cli.common import print_json
 
         print_json(report)
-        print_summary(report, console(stderr=True))
-    else:
-        print_summary(report, console())
+    print_summary(report, out)
+    return out

@@ -32,6 +32,10 @@ def compare(experiment: str | None, task: str | None, tracking_uri: str | None, 
     from advisor.tracking import connection
     from advisor.tracking.readback import load_picks
 
+    if plot_path:
+        from advisor.extras import require
+
+        require("matplotlib", "--plot")
     rows = load_picks(experiment=experiment, task=task, tracking_uri=tracking_uri)
     if as_json:
         print_json(rows)

@@ -8,7 +8,11 @@ import warnings
 
 import click
 
-from advisor.errors import EXIT_FAILED, EXIT_USAGE, AdvisorError
+from advisor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AdvisorError
+
+
+# click >= 8.2 raises this for a group called without a command; older versions print the help.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -25,13 +29,17 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
         return exc.exit_code
     except click.exceptions.Abort:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
+        if isinstance(exc, _NO_ARGS_IS_HELP):  # `advisor` alone: one line, not the whole help as an error
+            path = exc.ctx.command_path if getattr(exc, "ctx", None) else prog_name
+            print(f"error: no command given (see '{path} --help')", file=sys.stderr)
+            return EXIT_USAGE
         cmd = f" (see '{prog_name} {exc.ctx.command_path.split(' ', 1)[1]} --help')" if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else f" (see '{prog_name} --help')"
         print(f"error: {' '.join(exc.format_message().split())}{cmd}", file=sys.stderr)
         return exc.exit_code if exc.exit_code else EXIT_USAGE
@@ -42,4 +50,4 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
             raise
         print(f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               "(set ADVISOR_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERNAL

@@ -76,6 +76,14 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
         from advisor.catalog.loader import get_catalog
 
         raise UsageError("--task is required", hint="tasks: " + ", ".join(sorted(get_catalog(catalog_paths).tasks)))
+    if not no_mlflow:  # before the work: the embedded sqlite store needs the mlflow extra
+        from advisor.tracking.connection import require_store
+
+        require_store(tracking_uri)
+    from advisor import extras
+
+    if plot_path:
+        extras.require("matplotlib", "--plot")
     from advisor.recommend.engine import recommend as run
 
     with _progress(enabled=not as_json) as progress:
@@ -97,7 +105,9 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     png = None
     # The plot goes to MLflow with every logged run (and where --plot says); a report saved with
     # --no-mlflow gets it when `advisor log` sends it (rendering costs about a second).
-    if plot_path or not no_mlflow:
+    if not plot_path and not no_mlflow and not extras.have("matplotlib"):
+        info(f"warning: pareto.png is not logged: matplotlib is not installed ({extras.MLFLOW_EXTRA})")
+    elif plot_path or not no_mlflow:
         from advisor.recommend.plot import pareto_png
 
         scratch = tempfile.TemporaryDirectory(prefix="advisor-plot-")

@@ -48,6 +48,9 @@ def download_mlflow_model(uri: str, dst: Path) -> Path:
     """Download an MLflow model's artifacts (models:/NAME/VERSION or models:/NAME@ALIAS) into dst."""
     if not uri.startswith("models:/") or len(uri) <= len("models:/"):
         raise UsageError(f"'{uri}' is not an MLflow model URI", hint="use models:/NAME/VERSION or models:/NAME@ALIAS")
+    from advisor.tracking.connection import require_store
+
+    require_store()  # the embedded sqlite registry without full MLflow: one line naming the extra
     import mlflow
     from mlflow.exceptions import MlflowException
 

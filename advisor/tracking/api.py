@@ -9,8 +9,8 @@
 record() never raises for MLflow trouble: the delivery error comes back in RecordResult.error (an
 InfraError whose message names the kept folder and `advisor log <folder>`), so the caller can still
 print its report before exiting 3. It raises InfraError only when the report cannot be written to
-disk (nothing was kept), and UsageError for a bad kind or payload, or a deleted experiment (then
-the folder is kept too).
+disk (nothing was kept), and UsageError for a bad kind or payload, a database store without full
+MLflow (nothing kept), or a deleted experiment (then the folder is kept too).
 """
 
 from __future__ import annotations
@@ -46,6 +46,11 @@ def record(kind: str, payload: Any, files: dict[str, bytes | str | Path] | None 
            tracking_uri: str | None = None, experiment: str | None = None) -> RecordResult:
     """Save the report under reports_dir() first; deliver it to MLflow when send=True."""
     from advisor.tracking.outbox import save_report
+
+    if send:  # a store this install cannot open is a setup problem (exit 2), found before anything is kept
+        from advisor.tracking.connection import require_store
+
+        require_store(tracking_uri)
 
     folder = save_report(kind, payload, files or {})
     if not send:

@@ -1,8 +1,12 @@
-"""Where MLflow is, and how long we wait for it.
+"""Where MLflow is, whether this install can open it, and how long we wait for it.
 
 The tracking URI comes from the argument, else MLFLOW_TRACKING_URI, else MLflow 3's embedded
 default `sqlite:///mlflow.db` (in the current directory). Credentials travel only through MLflow's
 own env vars (MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN...); URIs are redacted before they are shown.
+
+The core install ships mlflow-skinny, the client for a tracking server (http/https, databricks).
+Database stores (sqlite, PostgreSQL, MySQL, SQL Server) need full MLflow, the `mlflow` extra;
+`require_store()` says so in one line (exit 2) before any work is done.
 
 MLflow's HTTP client retries 7 times with exponential back-off and a 120 s timeout by default, so
 an unreachable server would hang a command for minutes. `bounded_http()` sets short defaults for
@@ -27,11 +31,48 @@ BOUNDED_HTTP_ENV = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
 
+# URI schemes MLflow serves through its SQLAlchemy store (a "+driver" suffix is allowed).
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+# What full MLflow adds that a database store imports (mlflow-skinny has neither).
+DATABASE_STORE_MODULES = ("sqlalchemy", "alembic")
+
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
     return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def tracking_uri_given(tracking_uri: str | None = None) -> str | None:
+    """The URI the user named (argument or MLFLOW_TRACKING_URI), or None: no embedded default."""
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
+
+
+def is_database_uri(uri: str) -> bool:
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    return scheme.split("+", 1)[0] in DATABASE_SCHEMES
+
+
+def missing_store_modules(uri: str) -> list[str]:
+    """Modules this install lacks to open `uri` ([] when it can)."""
+    from advisor.extras import have
+
+    if not is_database_uri(uri):
+        return []
+    return [m for m in DATABASE_STORE_MODULES if not have(m)]
+
+
+def require_store(tracking_uri: str | None = None) -> str:
+    """The resolved URI; UsageError (exit 2, one line) when this install cannot open that store."""
+    uri = resolve_tracking_uri(tracking_uri)
+    missing = missing_store_modules(uri)
+    if missing:
+        from advisor.errors import UsageError
+        from advisor.extras import MLFLOW_EXTRA
+
+        raise UsageError(f"the MLflow store {redact(uri)} needs full MLflow ({', '.join(missing)} not installed)",
+                         hint=f"{MLFLOW_EXTRA}, or log to a tracking server with --tracking-uri http://HOST:5000")
+    return uri
 
 
 def resolve_experiment(experiment: str | None = None) -> str:
@@ -61,9 +102,10 @@ def bounded_http() -> Iterator[None]:
 
 def client(tracking_uri: str | None = None):
     """An MlflowClient bound to the resolved URI (imports mlflow: call only when sending)."""
+    uri = require_store(tracking_uri)
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    return MlflowClient(tracking_uri=uri)
 
 
 def ensure_experiment(mlflow_client, name: str) -> str:

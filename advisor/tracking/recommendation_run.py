@@ -105,6 +105,10 @@ def _ensure_plot(folder: Path, payload: dict) -> None:
     target = Path(folder) / "pareto.png"
     if target.exists():
         return
+    from advisor.extras import have
+
+    if not have("matplotlib"):  # the core install: the run goes without its plot
+        return
     try:
         from advisor.recommend.plot import pareto_png
         from advisor.recommend.schema import Recommendation
@@ -129,4 +133,27 @@ def log_recommendation(client, run_id: str, folder: Path, payload: dict) -> None
     _ensure_plot(folder, payload)
     log_files(client, run_id, folder)
     if payload.get("candidates"):
-        client.log_table(run_id, data=candidates_table(payload), artifact_file="candidates.json")
+        log_table(client, run_id, candidates_table(payload), "candidates.json")
+
+
+def log_table(client, run_id: str, table: dict[str, list], artifact_file: str) -> None:
+    """MlflowClient.log_table where pandas is installed; otherwise the same artifact without it.
+
+    mlflow-skinny (the core install) has no pandas, which log_table imports. The fallback writes
+    what log_table writes for a new file: pandas' orient="split" JSON without the index, and the
+    `mlflow.loggedArtifacts` tag that makes the UI show it as a table.
+    """
+    from advisor.extras import have
+
+    if have("pandas"):
+        client.log_table(run_id, data=table, artifact_file=artifact_file)
+        return
+    import json
+
+    columns = list(table)
+    rows = [list(row) for row in zip(*(table[c] for c in columns))]
+    client.log_text(run_id, json.dumps({"columns": columns, "data": rows}), artifact_file)
+    logged = json.loads(client.get_run(run_id).data.tags.get("mlflow.loggedArtifacts", "[]"))
+    entry = {"path": artifact_file, "type": "table"}
+    if entry not in logged:
+        client.set_tag(run_id, "mlflow.loggedArtifacts", json.dumps(logged + [entry]))
