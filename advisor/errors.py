@@ -14,6 +14,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
 
+# How to get torch and the probes: the one wording for every message that asks for it.
+INSTALL_HINT = "pip install 'model-advisor[probe]'"
+
 
 class AdvisorError(Exception):
     """Base class: carries the exit code the CLI should use."""

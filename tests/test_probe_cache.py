@@ -146,13 +146,13 @@ def test_no_warning_on_a_clean_hit(fake_probes):
 def test_results_taken_on_a_busy_machine_are_not_cached(fake_probes, monkeypatch):
     """Timings inflated by other processes must not be reused as if they were this machine's."""
     monkeypatch.delenv("ADVISOR_PROBE_IGNORE_LOAD")
-    import advisor.probe.arch_probe as arch_probe
+    import advisor.probe.machine_load as machine_load
 
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: ["the machine was busy (load average 9.0 on 2 cores)"])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: ["the machine was busy (load average 9.0 on 2 cores)"])
     first = _calibrate()
     assert first.measurement is not None and any("not cached" in n for n in first.notes)
     second = _calibrate()
     assert not second.from_cache
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: [])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: [])
     _calibrate()
     assert _calibrate().from_cache
