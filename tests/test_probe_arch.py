@@ -111,10 +111,8 @@ def test_probe_tiny_architecture(prefer):
     assert m.decode_ms_per_token.n - 6 == 2 * (m.prefill_ms.n - 5)
     assert 0 < m.decode_ms_per_token.p50 <= m.decode_ms_per_token.p95 <= m.decode_ms_per_token.max
     assert d.prefill.layer_samples == 2 * m.prefill_ms.n and d.decode.layer_samples == 2 * m.decode_ms_per_token.n
-    # the prediction is the sum of its parts at full depth
-    parts = (d.decode.fixed_ms + d.decode.first_layer_ms + 5 * (d.decode.layer_ms + d.decode.gap_ms)
-             + d.decode.lm_head_ms)
-    assert m.decode_ms_per_token.p50 == pytest.approx(parts, rel=0.5)
+    # (that the prediction is the sum of its parts is checked exactly on a fake clock below: here the
+    # medians of the parts need not add up to the median of the sums, 2.23 vs 1.42 ms on a loaded machine)
     # the spread is said to cover the sampling window only, and that window is part of the probe's time
     window = [n for n in m.notes if n.startswith("p50/p95 are over samples taken within ")]
     assert len(window) == 1
