@@ -72,9 +72,9 @@ class Sampler:
                  clock: Callable[[], float], progress: Progress | None = None, meter: Meter | None = None):
         self.model, self.plan, self.cfg, self.budget = model, plan, tuning, budget
         self.clock, self.progress, self.meter = clock, progress, meter or NoMeter()
-        self.run_ = SampledRun(TimedSamples(), TimedSamples(), joules=0.0)
+        self.result = SampledRun(TimedSamples(), TimedSamples(), joules=0.0)
         self.head_times: list[float] = []
-        self.timed_steps = self.prefills = self.extra_rounds = 0   # decode and prefill samples taken
+        self.timed_steps = self.prefills = self.extra_rounds = 0   # samples taken, extra rounds done
         self.stopped = False
         self.one_prefill_s = 0.0
         self._start = 0.0
@@ -82,7 +82,7 @@ class Sampler:
         self._token: Any = None
 
     def run(self) -> SampledRun:
-        cfg, plan, run = self.cfg, self.plan, self.run_
+        cfg, plan, run = self.cfg, self.plan, self.result
         # First timings of a process (and of a model) are slow: a short prompt is run and discarded, as
         # the full-model measurement does; decode is warmed again at its real context below.
         self.budget.check("the warm-up")
@@ -129,7 +129,7 @@ class Sampler:
         L = self.plan.full_depth
         return SamplingState(elapsed_s=self.clock() - self._start, budget_left_s=self.budget.left, round_s=round_s,
                              extra_rounds=self.extra_rounds, stopped=self.stopped,
-                             prefill=self.run_.prefill.predictions(L), decode=self.run_.decode.predictions(L))
+                             prefill=self.result.prefill.predictions(L), decode=self.result.decode.predictions(L))
 
     def _rounds(self, until_s: float, round_s: float, *, while_unsteady: bool) -> int:
         """Extra rounds (a prefill with its head timed, then decode steps) while the policy says so."""
@@ -147,7 +147,7 @@ class Sampler:
         return 0.15 + 0.85 * (self.timed_steps + self.prefills) / planned
 
     def _decode_block(self, n: int) -> None:
-        cfg, run = self.cfg, self.run_
+        cfg, run = self.cfg, self.result
         self.meter.start()
         t_block = self.clock()
         for _ in range(n):
@@ -172,7 +172,7 @@ class Sampler:
         """One more prefill sample; its head is timed again `with_head`, up to head_prefill_samples
         timings, and every sample carries the median of those so far."""
         if not prefill_fits(self.cfg, self.one_prefill_s, self.budget.left):
-            self.run_.notes.append(f"stopped at the time budget after {self.prefills} of "
+            self.result.notes.append(f"stopped at the time budget after {self.prefills} of "
                                    f"{self.plan.prefill_repeats} prefill repeats")
             self.stopped = True
             return False
@@ -181,7 +181,7 @@ class Sampler:
         t = self.model.prefill(self.plan.prompt_tokens, with_head=timed_head)
         if timed_head:
             self.head_times.append(t.head_ms)
-        self.run_.prefill.add(t.body_ms, t.layer_ms, statistics.median(self.head_times), t.gap_ms)
+        self.result.prefill.add(t.body_ms, t.layer_ms, statistics.median(self.head_times), t.gap_ms)
         self.prefills += 1
         return True
 
