@@ -19,6 +19,9 @@ EXIT_INFRA = 3
 EXIT_INTERNAL = 70   # a bug: never 1, which a pipeline reads as "a check failed"
 EXIT_INTERRUPTED = 130
 
+# How to get torch and the probes: the one wording for every message that asks for it.
+INSTALL_HINT = "pip install 'model-advisor[probe]'"
+
 
 class AdvisorError(Exception):
     """Base class: carries the exit code the CLI should use."""

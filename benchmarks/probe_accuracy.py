@@ -93,13 +93,14 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
     """The probe's method and the full model timed alternately, step by step, in one loop.
 
     On a shared machine the load changes from one minute to the next; alternating a truncated step
-    (the probe's own building blocks: build_body, LMHead, LayerClock, _Samples) with a full-model step
+    (the probe's own building blocks: build_body, LMHead, LayerClock, TimedSamples) with a full-model step
     exposes both to the same load, so the error left is the method's, not the neighbours'.
     """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from advisor.probe.arch_probe import LayerClock, _Samples
+    from advisor.probe.arch_timing import LayerClock
+    from advisor.probe.extrapolate import TimedSamples
     from advisor.probe.build import SMALL_VOCAB, LMHead, build_body, hf_config_kwargs, torch_dtype
 
     L = arch.num_hidden_layers
@@ -110,7 +111,7 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
     clock = LayerClock(body.layers, "cpu")
     ids_full = torch.randint(0, arch.vocab_size, (1, prompt))
     ids_small = torch.randint(0, SMALL_VOCAB, (1, prompt))
-    pre, dec = _Samples(), _Samples()
+    pre, dec = TimedSamples(), TimedSamples()
     full_pre, full_dec = [], []
 
     def t_prefill_probe(n):

@@ -147,16 +147,16 @@ def test_results_taken_on_a_busy_machine_are_cached_as_such_and_replaced_when_qu
     """A busy machine reuses its earlier busy figures (probing again would measure the same load); the
     first run on a quiet machine measures again and replaces them."""
     monkeypatch.delenv("ADVISOR_PROBE_IGNORE_LOAD")
-    import advisor.probe.arch_probe as arch_probe
+    import advisor.probe.machine_load as machine_load
 
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: ["the machine was busy (load average 9.0 on 2 cores)"])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: ["the machine was busy (load average 9.0 on 2 cores)"])
     first = _calibrate()
     assert first.measurement is not None and any("busy" in n for n in first.notes)
     assert fake_probes["arch"] == 1
     second = _calibrate()                                   # still busy: reused, and says so
     assert second.from_cache and fake_probes["arch"] == 1
     assert any("busy" in n for n in second.notes)
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: [])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: [])
     third = _calibrate()                                    # quiet now: measured again
     assert not third.from_cache and fake_probes["arch"] == 2
     fourth = _calibrate()
@@ -166,13 +166,13 @@ def test_results_taken_on_a_busy_machine_are_cached_as_such_and_replaced_when_qu
 
 def test_microprobe_rates_taken_under_load_are_reused_while_busy_and_replaced_when_quiet(fake_probes, monkeypatch):
     monkeypatch.delenv("ADVISOR_PROBE_IGNORE_LOAD")
-    import advisor.probe.arch_probe as arch_probe
+    import advisor.probe.machine_load as machine_load
 
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: ["busy"])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: ["busy"])
     api.microprobe_rates("cpu")
     api.microprobe_rates("cpu")
     assert fake_probes["micro"] == 1
-    monkeypatch.setattr(arch_probe, "busy_note", lambda: [])
+    monkeypatch.setattr(machine_load, "busy_note", lambda: [])
     api.microprobe_rates("cpu")
     api.microprobe_rates("cpu")
     assert fake_probes["micro"] == 2

@@ -17,13 +17,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from advisor.errors import UsageError
+from advisor.errors import INSTALL_HINT, UsageError
 from advisor.hardware.parse import cpu_notes, parse_cpu, parse_nvml
 from advisor.hardware.schema import CPUInfo, GPUInfo, HardwareProfile, TorchInfo
 
 ENV_FIXTURE = "ADVISOR_HARDWARE_FIXTURE"
 GB = 1e9
-TORCH_MISSING_NOTE = "torch not installed: probes unavailable (pip install 'model-advisor[probe]')"
+TORCH_MISSING_NOTE = f"torch not installed: probes unavailable ({INSTALL_HINT})"
 TORCH_UNCHECKED_NOTE = "torch backends were not checked (only the installed version was read)"
 
 _CACHE: dict[tuple[str, bool], HardwareProfile] = {}

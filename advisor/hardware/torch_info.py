@@ -7,8 +7,6 @@ import importlib.util
 
 from advisor.hardware.schema import TorchInfo
 
-INSTALL_HINT = "pip install 'model-advisor[probe]'"
-
 
 def torch_installed() -> bool:
     try:

@@ -9,6 +9,9 @@ Results are cached per machine fingerprint, software versions, architecture, for
 
 from __future__ import annotations
 
+import time
+from typing import Callable
+
 from pydantic import BaseModel
 
 from advisor.catalog.schema import Architecture, ModelEntry
@@ -83,12 +86,12 @@ def microprobe_rates(device: str | None = None, *, budget_s: float | None = MICR
 
 
 def _busy() -> bool:
-    """Whether to keep results out of the cache. ADVISOR_PROBE_IGNORE_LOAD=1 caches regardless (tests)."""
+    """Whether results are taken under load (cached as such). ADVISOR_PROBE_IGNORE_LOAD=1: never (tests)."""
     import os
 
     if os.environ.get("ADVISOR_PROBE_IGNORE_LOAD"):
         return False
-    from advisor.probe.arch_probe import busy_note
+    from advisor.probe.machine_load import busy_note
 
     return bool(busy_note())
 
@@ -97,15 +100,18 @@ def probe_architecture(model_id: str, arch: Architecture, fmt: str, batch: int, 
                        new_tokens: int = 32, device: str | None = None, budget_s: float | None = None,
                        config: ProbeConfig | None = None, progress: Progress | None = None,
                        prefer: str = "transformers", budget: Budget | None = None,
+                       clock: Callable[[], float] = time.perf_counter,
                        ) -> tuple[LatencyMeasurement, ArchProbeDetail]:
-    """Run the architecture probe now (no cache). Raises DoesNotFit / BudgetExhausted."""
+    """Run the architecture probe now (no cache). Raises DoesNotFit / BudgetExhausted.
+
+    `clock` times the probe (and the budget, when none is given): tests pass a fake one."""
     from advisor.probe.arch_probe import ArchProbe
 
     cfg = config or ProbeConfig()
     cfg = cfg.model_copy(update={"decode_steps": max(2, min(cfg.decode_steps, new_tokens))})
     probe = ArchProbe(model_id, arch, fmt, batch, prompt_tokens, device=_device(device), config=cfg,
-                      progress=progress, prefer=prefer, new_tokens=new_tokens)
-    m = probe.run(budget or Budget(budget_s if budget_s is not None else cfg.budget_s))
+                      progress=progress, prefer=prefer, new_tokens=new_tokens, clock=clock)
+    m = probe.run(budget or Budget(budget_s if budget_s is not None else cfg.budget_s, clock))
     assert probe.detail is not None
     return m, probe.detail
 

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from advisor.errors import INSTALL_HINT
+from advisor.probe.arch_config import ArchProbeConfig
+
 DEFAULT_BUDGET_S = 60.0
 DEFAULT_MEMORY_FRACTION = 0.5
-ProbeDtype = Literal["fp32", "bf16", "fp16"]
 PROBED_FORMATS: tuple[str, ...] = ("fp32", "bf16", "fp16")
-TORCH_MISSING = "torch is not installed (pip install 'model-advisor[probe]')"
+TORCH_MISSING = f"torch is not installed ({INSTALL_HINT})"
 
 Progress = Callable[[str, float], None]   # (what is happening, fraction done 0..1)
 
@@ -31,8 +33,11 @@ class ProbeConfig(BaseModel):
     budget_s: float = Field(default=DEFAULT_BUDGET_S, gt=0)
     memory_fraction: float = Field(default=DEFAULT_MEMORY_FRACTION, gt=0, le=0.95)
     decode_steps: int = Field(default=10, ge=2)   # timed decode steps of the architecture probe
-    prefill_repeats: int | None = Field(default=None, ge=1)   # None: 3 (the median of 3 survives one outlier)
+    # prefill samples; None: each probe's own default (the real-model probe 3, the median of 3 survives
+    # one outlier; the architecture probe arch_probe.prefill_repeats, 5)
+    prefill_repeats: int | None = Field(default=None, ge=1)
     warmup_steps: int = Field(default=2, ge=0)    # untimed decode steps before the timed ones
+    arch_probe: ArchProbeConfig = Field(default_factory=ArchProbeConfig)   # the architecture probe's knobs
 
 
 class ProbeError(Exception):

@@ -142,7 +142,7 @@ class RealModelProbe(Probe):
 
         dev, cfg, B, P = self.device, self.config, self.batch, self.prompt_tokens
         cuda = dev.startswith("cuda")
-        from advisor.probe.arch_probe import busy_note
+        from advisor.probe.machine_load import busy_note
 
         notes: list[str] = busy_note()
         if cuda:

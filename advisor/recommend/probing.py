@@ -69,8 +69,9 @@ class LocalProbes:
         if api is None:
             return
         if not api.torch_available():
-            self.notes.append("torch is not installed: probes skipped, latency is spec-based "
-                              "(pip install 'model-advisor[probe]')")
+            from advisor.errors import INSTALL_HINT
+
+            self.notes.append(f"torch is not installed: probes skipped, latency is spec-based ({INSTALL_HINT})")
             self.enabled = False
             return
         import time
