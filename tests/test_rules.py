@@ -146,3 +146,17 @@ def test_recommend_and_check_give_the_same_verdict(limits, model, fmt, target):
                 "ttft": "max_ttft_ms", "tokens-per-s": "min_tokens_per_s", "license": "license",
                 "quality-proxy": "min_quality", "params": "max_params"}
     assert {by_check[n] for n in failed_checks} == set(cand.binding)
+
+
+def test_an_engine_that_keeps_memory_free_is_not_charged_the_default_headroom_again():
+    # vLLM offers 0.9 of the device (its pool); the default 10% headroom would take another 10% off that
+    fig = Figures(format="bf16", memory_verdict="fits", memory_bytes=9.5e9, memory_available_bytes=10e9,
+                  memory_reserved_fraction=0.1)
+    default = RuleSet(limits=Limits())
+    assert default.headroom_for(fig) == 0.0
+    assert [r.status for r in memory_results(fig, default.headroom_for(fig))] == ["pass", "pass"]
+    asked = RuleSet(limits=Limits(memory_headroom=0.1))            # a headroom the user sets still applies
+    assert asked.headroom_for(fig) == 0.1
+    assert [r.status for r in memory_results(fig, asked.headroom_for(fig))] == ["pass", "fail"]
+    eager = Figures(format="bf16", memory_verdict="fits", memory_bytes=9.5e9, memory_available_bytes=10e9)
+    assert default.headroom_for(eager) == 0.10

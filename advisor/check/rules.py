@@ -8,7 +8,9 @@ from advisor.rules.table import Figures, RuleResult, RuleSet, evaluate
 
 def figures(est, entry, quality: float | None, params_total: int | None = None) -> Figures:
     """What the rules read: the estimate's figures, the catalog's licence (None outside the catalog)."""
-    return Figures(format=est.format, memory_verdict=est.memory.verdict, memory_bytes=est.memory.per_device_bytes,
+    mem = est.memory
+    reserved = (1.0 - mem.memory_fraction) if mem.kv_pool_bytes is not None and mem.memory_fraction else None
+    return Figures(format=est.format, memory_reserved_fraction=reserved, memory_verdict=est.memory.verdict, memory_bytes=est.memory.per_device_bytes,
                    memory_available_bytes=est.memory.available_bytes, memory_basis=est.memory.basis,
                    e2e_p95_ms=est.latency.e2e_p95_ms, ttft_ms=est.latency.ttft_ms,
                    tokens_per_s=est.latency.tokens_per_s, latency_basis=est.latency.basis, quality=quality,

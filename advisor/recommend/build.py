@@ -13,7 +13,7 @@ from advisor.rules.table import Figures, RuleResult, evaluate, failures
 
 
 def figures_of(c: Candidate, memory_available_bytes: float | None) -> Figures:
-    return Figures(format=c.format, memory_verdict=c.verdict, memory_bytes=c.memory_bytes,
+    return Figures(format=c.format, memory_reserved_fraction=c.memory_reserved_fraction, memory_verdict=c.verdict, memory_bytes=c.memory_bytes,
                    memory_available_bytes=memory_available_bytes, memory_basis=c.memory_basis or "spec",
                    e2e_p95_ms=c.e2e_p95_ms, ttft_ms=c.ttft_ms, tokens_per_s=c.tokens_per_s,
                    latency_basis=c.latency_basis or "spec", quality=c.quality_proxy, params_total=c.params_total,
@@ -59,12 +59,22 @@ def from_estimate(entry: ModelEntry, fmt: str, spec: TargetSpec, est, plan: Plan
         cost = spec.price * est.gpus / (lat.tokens_per_s * 3600.0) * 1e6
     energy = lat.joules_per_token * 1e6 / 3.6e6 if lat.joules_per_token is not None else None
     c = Candidate(**_base(entry, fmt, spec, plan), verdict=mem.verdict, memory_bytes=mem.per_device_bytes,
-                  memory_limit_bytes=int(mem.available_bytes * (1.0 - plan.rules.headroom)),
+                  memory_limit_bytes=None,   # set from the rule table's headroom below
                   memory_basis=mem.basis, ttft_ms=lat.ttft_ms, decode_ms_per_token=lat.decode_ms_per_token,
                   e2e_p50_ms=lat.e2e_ms, e2e_p95_ms=lat.e2e_p95_ms, tokens_per_s=lat.tokens_per_s,
                   latency_basis=lat.source, latency_bound=lat.bound, cost_per_mtok_usd=cost,
                   energy_kwh_per_mtok=energy)
+    c = c.model_copy(update={"memory_reserved_fraction": _reserved(mem)})
+    c = c.model_copy(update={"memory_limit_bytes": int(mem.available_bytes * (1.0 - plan.rules.headroom_for(
+        figures_of(c, mem.available_bytes))))})
     return judged(c, plan, mem.available_bytes)
+
+
+def _reserved(mem) -> float | None:
+    """1 - the engine's memory fraction when it preallocates a pool (vLLM, SGLang, ...), else None."""
+    if mem.kv_pool_bytes is None or not mem.memory_fraction:
+        return None
+    return 1.0 - mem.memory_fraction
 
 
 def not_estimated(entry: ModelEntry, fmt: str, spec: TargetSpec, plan: Plan, reason: str) -> Candidate:

@@ -47,6 +47,7 @@ class Candidate(BaseModel):
     verdict: Literal["fits", "fits-with-offload", "does-not-fit"] | None = None
     memory_bytes: int | None = None              # per-device need (peak share + overhead)
     memory_limit_bytes: int | None = None        # device memory minus headroom
+    memory_reserved_fraction: float | None = None  # an engine's own reserve (1 - gpu_memory_utilization)
     memory_basis: Basis | None = None
     ttft_ms: float | None = None
     decode_ms_per_token: float | None = None

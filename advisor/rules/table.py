@@ -47,6 +47,9 @@ class Figures:
     quality: float | None = None                 # the task quality PROXY
     params_total: float | None = None
     license: str | None = None
+    # A serving engine that preallocates a fraction of the device (vLLM gpu_memory_utilization): the
+    # memory it offers already keeps the rest free, so the default headroom is not taken a second time.
+    memory_reserved_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ def memory_results(fig: Figures, headroom: float) -> list[RuleResult]:
                            "memory not estimated", 1.0)]
     limit = have * (1 - headroom)
     kept = f", {headroom:.0%} headroom kept free" if headroom else ""
+    if not headroom and fig.memory_reserved_fraction:
+        kept = f" (the engine uses {1 - fig.memory_reserved_fraction:.0%} of the device and keeps the rest free)"
     fits = fig.memory_verdict == "fits"
     if fig.memory_verdict == "fits-with-offload":
         fit_msg, fit_violation = f"fits only with CPU offload of weights (slow): needs {gb(need)} per device of {gb(have)}", 0.5
@@ -194,6 +199,12 @@ class RuleSet:
         h = self.limits.memory_headroom
         return DEFAULT_HEADROOM if h is None else h
 
+    def headroom_for(self, fig: Figures) -> float:
+        """The user's headroom when they set one; else the default, unless an engine already keeps memory free."""
+        if self.limits.memory_headroom is None and fig.memory_reserved_fraction:
+            return 0.0
+        return self.headroom
+
 
 def evaluate(fig: Figures, rules: RuleSet, licences: dict | None = None) -> list[RuleResult]:
     """Every rule that applies, in a fixed order; recommend keeps the failures, check shows them all."""
@@ -205,7 +216,7 @@ def evaluate(fig: Figures, rules: RuleSet, licences: dict | None = None) -> list
         out.append(threshold_result(params, fig, rules.limits.max_params, required=True))
     if rules.license is not None:
         out.append(licence_result(fig, rules.license, licences or {}, required="license" in rules.require_known))
-    out.extend(memory_results(fig, rules.headroom))
+    out.extend(memory_results(fig, rules.headroom_for(fig)))
     for rule in THRESHOLD_RULES:
         if rule.key == "max_params":
             continue
