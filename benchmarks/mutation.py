@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
                         killed += 1
                 finally:
                     src_path.write_text(original)
-                print(f"\r{module}: {k}/{len(chosen)} mutants, {killed} killed", end="", flush=True)
+                if sys.stdout.isatty():
+                    print(f"\r{module}: {k}/{len(chosen)} mutants, {killed} killed", end="", flush=True)
             score = killed / len(chosen) if chosen else 1.0
             print(f"\r{module}: {killed}/{len(chosen)} killed = {score:.0%} "
                   f"({'met' if score >= 0.85 else 'NOT met'}; goal >= 85%) in {time.perf_counter() - t0:.0f} s"

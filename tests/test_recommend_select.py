@@ -25,7 +25,9 @@ def test_frontier_by_hand():
     c = cand("c", 60, 2000, 20)
     d = cand("d", 50, 5000, 1)
     e = cand("e", 70, 1000, 10)
-    assert {x.key for x in pareto.frontier([a, b, c, d, e])} == {"a", "b", "d", "e"}
+    f = cand("f", 70, 1000, 20)     # as good as b on quality and latency, worse on memory: dominated
+    assert {x.key for x in pareto.frontier([a, b, c, d, e, f])} == {"a", "b", "d", "e"}
+    assert pareto.dominates(b, f) and not pareto.dominates(f, b) and not pareto.dominates(b, e)
 
 
 def test_unscored_never_dominates_a_scored_candidate_on_quality():

@@ -9,9 +9,11 @@ from advisor.rules.table import Figures, RuleResult, RuleSet, evaluate
 def figures(est, entry, quality: float | None, params_total: int | None = None) -> Figures:
     """What the rules read: the estimate's figures, the catalog's licence (None outside the catalog)."""
     mem = est.memory
+    # an engine that preallocates a pool (vLLM) keeps 1 - its memory fraction free by itself
     reserved = (1.0 - mem.memory_fraction) if mem.kv_pool_bytes is not None and mem.memory_fraction else None
-    return Figures(format=est.format, memory_reserved_fraction=reserved, memory_verdict=est.memory.verdict, memory_bytes=est.memory.per_device_bytes,
-                   memory_available_bytes=est.memory.available_bytes, memory_basis=est.memory.basis,
+    return Figures(format=est.format, memory_reserved_fraction=reserved, memory_verdict=mem.verdict,
+                   memory_bytes=mem.per_device_bytes, memory_available_bytes=mem.available_bytes,
+                   memory_basis=mem.basis,
                    e2e_p95_ms=est.latency.e2e_p95_ms, ttft_ms=est.latency.ttft_ms,
                    tokens_per_s=est.latency.tokens_per_s, latency_basis=est.latency.basis, quality=quality,
                    params_total=params_total if params_total is not None else (entry.params_total if entry else None),
