@@ -5,6 +5,7 @@ Exit codes (shared by every command):
   1  a check failed, or no model meets the constraints
   2  usage or input error (bad file, unknown id, impossible request)
   3  infrastructure error (MLflow unreachable or failing); the report is kept on disk
+  70 internal error (a bug: the message says so; ADVISOR_DEBUG=1 shows the traceback)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
+EXIT_INTERNAL = 70   # EX_SOFTWARE (sysexits.h)
 
 
 class AdvisorError(Exception):

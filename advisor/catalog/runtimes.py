@@ -43,9 +43,17 @@ class QuantSettings(_Strict):
     source: str = Field(min_length=8)
 
 
+class DeviceSupport(_Strict):
+    """The kinds of device a runtime profile describes; a pair outside them is refused, not estimated."""
+
+    kinds: list[Literal["gpu", "cpu"]] = Field(min_length=1)
+    source: str = Field(min_length=8)
+
+
 class RuntimeProfile(_Strict):
     id: Literal["transformers", "vllm"]
     description: str
+    devices: DeviceSupport | None = None      # None: every kind of device
     # --- compute and bandwidth (fractions of datasheet peaks) ---
     gemm_efficiency: Sourced                  # large GEMM / datasheet dense peak
     model_matmul_fraction: Sourced            # a model's prefill / large-GEMM rate

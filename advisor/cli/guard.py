@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from advisor.errors import EXIT_FAILED, EXIT_USAGE, AdvisorError
+from advisor.errors import EXIT_INTERNAL, EXIT_USAGE, AdvisorError
 
 
 def _warning_line(message, category, filename, lineno, file=None, line=None):
@@ -17,6 +17,9 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
     warnings.showwarning = _warning_line
+    from advisor.cli.quiet import quiet_libraries
+
+    quiet_libraries()
     try:
         rv = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -42,4 +45,4 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
             raise
         print(f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               "(set ADVISOR_DEBUG=1 for the traceback)", file=sys.stderr)
-        return EXIT_FAILED
+        return EXIT_INTERNAL

@@ -83,9 +83,41 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
         if not mine:
             raise UsageError("--user-models-only needs models from --catalog or ADVISOR_CATALOG_PATH")
         models = [m for m in models if m.id in mine]
+    for target in targets:
+        refuse_unrunnable(cat, runtime, target)
     return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
                 runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths),
                 allow_unscored=allow_unscored, notes=notes)
+
+
+def device_kind(catalog: Catalog, target: str) -> tuple[str, str]:
+    """("gpu" or "cpu", what the target is) for `local` (detected) or a named target."""
+    if target == "local":
+        from advisor.hardware.profile import detect_profile
+
+        prof = detect_profile(include_torch=False)
+        if prof.gpu_count:
+            return "gpu", f"this machine ({prof.gpu_count} GPU)"
+        return "cpu", "this machine (no GPU found)"
+    hw = catalog.target(target)
+    return hw.kind, f"{target} ({hw.name}, a {hw.kind.upper()} target)"
+
+
+def refuse_unrunnable(catalog: Catalog, runtime: str, target: str) -> None:
+    """A runtime/target pair the runtime profile cannot describe is refused before any estimate, in one
+    line (exit 2), instead of a table of candidates that were never estimated."""
+    profile = catalog.runtimes.get(runtime)
+    if profile is None or profile.devices is None:
+        return
+    kind, what = device_kind(catalog, target)
+    if kind in profile.devices.kinds:
+        return
+    others = sorted(r.id for r in catalog.runtimes.values() if r.devices is None or kind in r.devices.kinds)
+    gpus = sorted(t.id for t in catalog.targets.values() if t.kind in profile.devices.kinds)[:3]
+    raise UsageError(f"--runtime {runtime} cannot run on {what}: the {runtime} profile models "
+                     f"{'/'.join(k.upper() for k in profile.devices.kinds)} devices only",
+                     hint=f"use --runtime {' or '.join(others) or 'transformers'} here, or a "
+                          f"{'/'.join(k.upper() for k in profile.devices.kinds)} --target such as {', '.join(gpus)}")
 
 
 def describe_target(target: str, plan: Plan) -> TargetSpec:
