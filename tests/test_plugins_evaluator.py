@@ -61,7 +61,7 @@ def test_evaluate_by_name_times_the_model_and_estimates_fit(logged_model):
     assert 2.0 <= m["advisor/latency_row_p50_ms"] <= m["advisor/latency_row_p95_ms"]
     assert m["advisor/latency_batch_p50_ms"] >= 2.0 and m["advisor/first_call_ms"] >= 2.0
     assert 0 < m["advisor/rows_per_s"] <= 4 / 0.002
-    assert m["advisor/python_peak_mb"] >= 0 and m["advisor/peak_rss_mb"] > 10
+    assert m["advisor/predict_peak_mb"] >= 0 and m["advisor/peak_rss_mb"] > 10
     # the config.json artifact -> a spec estimate on the named target (1.1B llama fits a 24 GB A10G)
     assert m["advisor/a10g-24gb/fits"] == 1.0 and 1.5 < m["advisor/a10g-24gb/memory_gb"] < 6
     assert m["advisor/a10g-24gb/e2e_p95_ms"] > 0 and m["advisor/a10g-24gb/tokens_per_s"] > 0

@@ -70,10 +70,13 @@ def _num(value, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _machine(r: dict) -> str:
+def _pick(r: dict) -> str:
+    """model:format (the target has its own column)."""
     from rich.markup import escape as e
 
-    return e(r["profile"]) + (f" [dim]{e(r['fingerprint'][:8])}[/dim]" if r.get("fingerprint") else "")
+    if not r.get("pick"):
+        return "[red]none[/red]"
+    return e(r["pick"].rsplit("@", 1)[0])
 
 
 def _target(r: dict) -> str:
@@ -91,14 +94,15 @@ def render(rows: list[dict]) -> None:
     from advisor.cli.fit import Column, fitted_table
 
     out = console()
-    columns = [Column("machine"), Column("target"), Column("pick"), Column("p95 ms", "right"),
+    columns = [Column("machine", wraps=True, min_width=14), Column("fingerprint", keep=45), Column("target"),
+               Column("pick"), Column("p95 ms", "right"),
                Column("TTFT ms", "right", keep=40), Column("tok/s", "right", keep=50),
                Column("mem GB", "right", keep=70), Column("quality proxy", "right", keep=80),
                Column("$/Mtok", "right", keep=30), Column("logged", keep=20)]
     tasks = list(dict.fromkeys(r["task"] or "-" for r in rows))
     for task in tasks:
         group = [r for r in rows if (r["task"] or "-") == task]
-        cells = [[_machine(r), _target(r), e(r["pick"]) if r["pick"] else "[red]none[/red]", _num(r["e2e_p95_ms"]),
+        cells = [[e(r["profile"]), e((r.get("fingerprint") or "-")[:8]), _target(r), _pick(r), _num(r["e2e_p95_ms"]),
                   _num(r["ttft_ms"]), _num(r["tokens_per_s"], "{:,.1f}"), _num(r["memory_gb"], "{:,.1f}"),
                   _num(r["quality_proxy"], "{:,.1f}"), _num(r["cost_per_mtok_usd"], "{:,.2f}"), r["started"][:16]]
                  for r in group]

@@ -19,16 +19,16 @@ class Column:
     min_width: int = 18      # the narrowest a wrapping column may become
 
 
-def _table(columns: list[Column], title: str | None, wrap_width: int | None = None):
+def _table(columns: list[Column], title: str | None, narrowest: bool = False):
     from rich import box
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True,
                   pad_edge=False)
     for col in columns:
-        if col.wraps:
+        if col.wraps:   # measured at its narrowest when deciding what fits
             table.add_column(col.header, justify=col.justify, overflow="fold", min_width=col.min_width,
-                             max_width=wrap_width)
+                             max_width=col.min_width if narrowest else None)
         else:
             table.add_column(col.header, justify=col.justify, no_wrap=True, overflow="fold")
     return table
@@ -49,16 +49,15 @@ def fitted_table(columns: list[Column], rows: list[list[str]], width: int, *, ti
     """(table, dropped headers): the rows with as many columns as `width` allows."""
     keep = list(range(len(columns)))
 
-    def build(indices: list[int], wrap_width: int | None):
-        table = _table([columns[i] for i in indices], None, wrap_width)
+    def build(indices: list[int]):
+        table = _table([columns[i] for i in indices], None, narrowest=True)
         for row in rows:
             table.add_row(*[row[i] for i in indices])
         return table
 
     droppable = sorted((i for i, c in enumerate(columns) if c.keep < NEVER), key=lambda i: columns[i].keep)
     while True:
-        probe = build(keep, max(c.min_width for c in columns if c.wraps) if any(c.wraps for c in columns) else None)
-        if rendered_width(probe) <= width or not droppable:
+        if rendered_width(build(keep)) <= width or not droppable:
             break
         keep.remove(droppable.pop(0))
     table = _table([columns[i] for i in keep], title)

@@ -90,20 +90,21 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
         if sel.pick is None else []
     est_near = estimates.get(f"{near.model}:{near.format}") if near is not None and not near.passed else None
     unscored = sum(1 for c in sel.candidates if c.passed and c.quality_proxy is None)
-    labels = select.roles(sel.pick, sel.small, sel.large, near)
-    label = lambda c: c.model_copy(update={"role": labels.get(c.key)}) if c is not None else None  # noqa: E731
+    ordered = select.in_table_order(sel.candidates, select.roles(sel.pick, sel.small, sel.large, near))
+    by_key = {c.key: c for c in ordered}
+    label = lambda c: by_key.get(c.key, c) if c is not None else None  # noqa: E731 - with rank and role
     result = TargetRecommendation(
         target=target, target_name=spec.name, device_summary=spec.summary, hardware_fingerprint=spec.fingerprint,
         status="ok" if sel.pick else "no-candidate", pick=label(sel.pick), small=label(sel.small),
         large=label(sel.large),
         frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, near,
                                                        plan.budget_ms),
-        closest_large=label(near), closest_misses=closest,
+        closest_large=label(near), closest_misses=[label(c) for c in closest],
         to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
         what_it_would_take=explain.what_it_would_take(near, est_near),
         unscored_passing=0 if plan.allow_unscored else unscored, warnings=warnings,
         probing=probing_status(probe, spec.local, probes))
-    return result, select.in_table_order(sel.candidates, labels), probes, spec
+    return result, ordered, probes, spec
 
 
 def probing_status(asked: bool, local: bool, probes) -> str:

@@ -18,12 +18,13 @@ MAX_RUNS = 5000
 
 
 def profile_label(tags: dict) -> str:
+    """The machine the run was made on (a named target's run still names its host, not the target)."""
     name = tags.get("advisor.gpu.name")
     if name and name != "none":
         return f"{tags.get('advisor.gpu.count', '1')} x {name}"
-    if tags.get("advisor.device_summary"):
-        return tags["advisor.device_summary"]
-    return tags.get("advisor.cpu.model") or tags.get("advisor.target") or "unknown"
+    if tags.get("advisor.cpu.model"):
+        return f"{tags['advisor.cpu.model']} (no GPU)"
+    return tags.get("advisor.device_summary") or tags.get("advisor.target") or "unknown"
 
 
 def profile_key(tags: dict) -> tuple[str, str]:
