@@ -87,10 +87,7 @@ def _panel(ax, rec: Recommendation, t) -> None:
             placed.append((x, yy))
             ax.annotate(f"{c.model} {c.format}", (c.e2e_p95_ms / 1000, c.quality_proxy), textcoords="offset points",
                         xytext=(8, -10), ha="left", fontsize=8, color="#1d5c1d", zorder=4)
-    if unscored or (pick is not None and pick.quality_proxy is None):
-        ax.axhline(strip + 4.0, color="#999999", lw=0.8, ls=":", zorder=1)
-        ax.annotate("unscored (too few published scores)", (0.01, strip), xycoords=("axes fraction", "data"),
-                    fontsize=8, color="#666666", va="center")
+    show_strip = bool(unscored) or (pick is not None and pick.quality_proxy is None)
     if rec.latency_budget_ms:
         ax.axvline(rec.latency_budget_ms / 1000, color="#d62728", ls="--", lw=1,
                    label=f"latency budget {rec.latency_budget_ms / 1000:g} s")
@@ -108,6 +105,14 @@ def _panel(ax, rec: Recommendation, t) -> None:
     ax.set_ylabel("task quality proxy (0-100, from published benchmarks)")
     bases = sorted({c.latency_basis for c in everyone if c.latency_basis})
     ax.set_title(f"{rec.task} on {t.target_name} ({t.device_summary})\nmarker size = memory per device; "
-                 f"latency basis: {', '.join(bases) or '-'}", fontsize=11)
+                 f"latency basis: {', '.join(bases) or '-'}"
+                 + ("; 'unscored': too few published scores for a quality proxy" if show_strip else ""), fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8, markerscale=0.5, framealpha=0.9)
+    if show_strip:   # the strip gets a tick of its own, below a dotted line
+        top = max(scored_q, default=strip + 20.0) + 6.0
+        ax.set_ylim(strip - 4.0, top)
+        ticks = [v for v in ax.get_yticks() if strip + 4.0 < v <= top]
+        ax.set_yticks(ticks + [strip], [f"{v:g}" for v in ticks] + ["unscored"])
+        ax.axhline(strip + 4.0, color="#999999", lw=0.8, ls=":", zorder=1)
+    # above and left of the frontier nothing can lie: the legend hides no point there
+    ax.legend(loc="upper left", fontsize=8, markerscale=0.5, framealpha=0.9)

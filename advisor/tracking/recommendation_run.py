@@ -171,7 +171,6 @@ def recommendation_tags(rec: dict) -> dict[str, str]:
         "advisor.target_name": primary.get("target_name"),
         "advisor.target.kind": "this machine" if _is_local(primary) else "named target (catalog datasheet figures)",
         "advisor.target.devices": primary.get("device_summary"),
-        "advisor.device_summary": primary.get("device_summary"),
         "advisor.version": rec.get("advisor_version"),
         "mlflow.runName": run_name(rec),
         "mlflow.note.content": description(rec),
