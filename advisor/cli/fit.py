@@ -45,21 +45,30 @@ def rendered_width(table) -> int:
     return max((len(line.rstrip()) for line in buf.getvalue().splitlines()), default=0)
 
 
-def fitted_table(columns: list[Column], rows: list[list[str]], width: int, *, title: str | None = None):
-    """(table, dropped headers): the rows with as many columns as `width` allows."""
+def fitted_table(columns: list[Column], rows: list[list[str]], width: int, *, title: str | None = None,
+                 comfort: tuple[int, int] = (36, 50)):
+    """(table, dropped headers): the rows with as many columns as `width` allows.
+
+    `comfort` = (width, keep): columns kept less than `keep` are also dropped while the wrapping column
+    would be narrower than `width` (long reasons in a 20-character column read badly); others only
+    when the table cannot fit at all.
+    """
     keep = list(range(len(columns)))
 
-    def build(indices: list[int]):
-        table = _table([columns[i] for i in indices], None, narrowest=True)
+    def build(indices: list[int], wrap_min: int | None):
+        chosen = [columns[i] if not (columns[i].wraps and wrap_min) else
+                  Column(columns[i].header, columns[i].justify, columns[i].keep, True, max(wrap_min, columns[i].min_width))
+                  for i in indices]
+        table = _table(chosen, None, narrowest=True)
         for row in rows:
             table.add_row(*[row[i] for i in indices])
         return table
 
-    droppable = sorted((i for i, c in enumerate(columns) if c.keep < NEVER), key=lambda i: columns[i].keep)
-    while True:
-        if rendered_width(build(keep)) <= width or not droppable:
-            break
-        keep.remove(droppable.pop(0))
+    comfort_width, comfort_keep = comfort
+    for wrap_min, limit in ((comfort_width, comfort_keep), (None, NEVER)):
+        droppable = sorted((i for i in keep if columns[i].keep < limit), key=lambda i: columns[i].keep)
+        while rendered_width(build(keep, wrap_min)) > width and droppable:
+            keep.remove(droppable.pop(0))
     table = _table([columns[i] for i in keep], title)
     for row in rows:
         table.add_row(*[row[i] for i in keep])

@@ -26,10 +26,11 @@ from advisor.tracking.limits import param, tag
 PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy",
                 "quality_proxy_upper", "quality_band_points", "cost_per_mtok_usd", "energy_kwh_per_mtok",
                 "decode_ms_per_token")
-TABLE_COLUMNS = ("rank", "pick", "status", "reason", "model", "format", "target", "tier", "quality_proxy",
-                 "quality_proxy_upper", "e2e_p95_ms", "e2e_p50_ms", "ttft_ms", "tokens_per_s", "memory_gb",
-                 "memory_limit_gb", "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis",
-                 "on_frontier", "fit", "key")
+# What a reader needs first comes first (MLflow's table viewer shows the leftmost columns).
+TABLE_COLUMNS = ("model", "format", "pick", "status", "quality_proxy", "e2e_p95_ms", "memory_gb", "reason", "rank",
+                 "target", "tier", "quality_proxy_upper", "e2e_p50_ms", "ttft_ms", "tokens_per_s", "memory_limit_gb",
+                 "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis", "on_frontier", "fit",
+                 "key")
 # Decimals a figure is logged with: the estimates are not better than this, and 18114.740933307316 ms
 # reads as noise. Values that would round to under 3 significant digits keep 3.
 DECIMALS = {"ttft_ms": 1, "e2e_p50_ms": 1, "e2e_p95_ms": 1, "decode_ms_per_token": 2, "tokens_per_s": 2,
@@ -199,25 +200,30 @@ def _cell(text) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _pick_line(t: dict) -> str:
+    """One line per target, its figures written as the terminal table and the verdict write them."""
+    from advisor.rules.table import gb, secs
+
+    p = t.get("pick") or {}
+    if not p:
+        return f"**{t.get('target')}** ({_cell(t.get('device_summary'))}): no model meets the constraints"
+    quality = "unscored" if p.get("quality_proxy") is None else f"quality proxy {p['quality_proxy']:.1f}"
+    return (f"**{t.get('target')}** ({_cell(t.get('device_summary'))}): **{_short_pick(p)}**, "
+            f"p95 {secs(p.get('e2e_p95_ms'))} ({p.get('latency_basis')}), {gb(p.get('memory_bytes'))} "
+            f"({p.get('memory_basis')}), {quality}")
+
+
 def description(rec: dict) -> str:
-    """The run page's description (Markdown): the verdict, then where every number comes from."""
+    """The run page's description (Markdown): the answer first (the page shows its first lines), then
+    where every number comes from, then every target's verdict in full."""
     targets = rec.get("targets") or []
-    lines = []
-    for t in targets:
-        lines += [f"**{_cell(t.get('target_name'))}** (`{t.get('target')}`, {_cell(t.get('device_summary'))}): "
-                  f"{t.get('verdict')}", ""]
-    lines += ["| target | pick | p95 e2e | memory | quality proxy | latency basis | memory basis |",
-              "|---|---|---|---|---|---|---|"]
-    for t in targets:
-        p = candidate_figures(t["pick"]) if t.get("pick") else {}
-        p95 = "-" if p.get("e2e_p95_ms") is None else f"{p['e2e_p95_ms']:,.0f} ms"
-        mem = "-" if p.get("memory_gb") is None else f"{p['memory_gb']:.1f} GB"
-        quality = "unscored" if p.get("quality_proxy") is None else f"{p['quality_proxy']:g}"
-        lines.append(f"| {t.get('target')} | {_short_pick(t.get('pick'))} | {p95} | {mem} | {quality} | "
-                     f"{p.get('latency_basis') or '-'} | {p.get('memory_basis') or '-'} |")
+    if len(targets) == 1:
+        lines = [f"**{_cell(targets[0].get('verdict'))}**", "", _pick_line(targets[0]), ""]
+    else:
+        lines = [f"- {_pick_line(t)}" for t in targets] + [""]
     bases = sorted({b for t in targets for b in ((t.get("pick") or {}).get("latency_basis"),
                                                  (t.get("pick") or {}).get("memory_basis")) if b})
-    lines += ["", "Where the numbers come from:"]
+    lines += ["Where the numbers come from:"]
     lines += [f"- **{b}**: {BASIS_MEANING.get(b, b)}" for b in bases]
     pick = (targets[0].get("pick") if targets else None) or {}
     if pick and not has_spread(pick):
@@ -228,6 +234,9 @@ def description(rec: dict) -> str:
               f"- {hardware_scope(rec)}",
               "- every candidate, with status and reason: the `candidates.json` table; the full report: "
               "`recommendation.json`, `report.md`, `pareto.png`"]
+    if len(targets) > 1:
+        lines += [""] + [f"**{_cell(t.get('target_name'))}** (`{t.get('target')}`): {t.get('verdict')}\n"
+                         for t in targets]
     return "\n".join(lines)
 
 
