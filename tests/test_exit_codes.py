@@ -38,6 +38,7 @@ CASES = [
     (("catalog", "validate", str(CAT / "good.yaml")), "ok"),
     (("catalog", "validate", str(CAT / "bad.yaml")), "bad file"),
     (("catalog", "validate", str(CAT / "malformed.yaml")), "bad file"),
+    (("catalog", "validate", str(CAT / "bad.yaml"), "--json"), "bad file"),
     (("catalog", "import-hf-config", "nope.json", "--id", "x"), "bad file"),
     (("estimate", "qwen2.5-0.5b", "--target", "a10g-24gb", "--json"), "ok"),
     (("estimate", "qwen2.5-0.5b", "--bogus"), "bad flag"),

@@ -137,6 +137,8 @@ def validate(paths, as_json):
     if as_json:
         print_json({"valid": not problems, "counts": counts, "files": cat.files,
                     "errors": [str(p) for p in problems], "warnings": warns})
+        if problems:   # exit 2 always comes with its one error line
+            click.echo(f"error: {len(problems)} problem(s) in {len(paths)} path(s) (listed in the JSON)", err=True)
     else:
         for w in warns:
             click.echo(f"warning: {w}", err=True)
