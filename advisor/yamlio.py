@@ -80,18 +80,45 @@ def read_text(path: Path) -> str:
         raise CatalogError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
+class YamlSyntaxError(CatalogError):
+    """Malformed YAML: `file:line: malformed YAML (reason)`; .line and .reason for callers that list problems."""
+
+    def __init__(self, path: Path | str, line: int | None, reason: str):
+        self.path, self.line, self.reason = str(path), line, reason
+        super().__init__(f"{path}{f':{line}' if line else ''}: {reason}")
+
+
+def _yaml_line(exc: yaml.YAMLError) -> int | None:
+    """The 1-based line PyYAML (or libyaml) blames: the problem's mark, else the context's."""
+    for attr in ("problem_mark", "context_mark"):
+        mark = getattr(exc, attr, None)
+        line = getattr(mark, "line", None)
+        if isinstance(line, int) and line >= 0:
+            return line + 1
+    return None
+
+
+def _yaml_reason(exc: yaml.YAMLError, text: str) -> str:
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    line, column = getattr(mark, "line", None), getattr(mark, "column", None)
+    rows = text.splitlines()
+    blamed = rows[line][column:column + 1] if isinstance(line, int) and isinstance(column, int) \
+        and 0 <= line < len(rows) else ""
+    if blamed == "\t" or "tab" in problem.lower():
+        problem += ": YAML indents with spaces, never tabs"
+    return f"malformed YAML ({problem})"
+
+
 def load_yaml(path: Path, *, with_lines: bool = False) -> Any:
-    """yaml.safe_load a file; malformed YAML becomes a one-line CatalogError with the line."""
+    """yaml.safe_load a file; malformed YAML becomes a one-line `file:line: malformed YAML (reason)` error."""
     text = read_text(path)
     try:
         if with_lines:
             return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - _LineLoader is a SafeLoader
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise CatalogError(f"{path}{where}: malformed YAML ({problem})") from None
+        raise YamlSyntaxError(path, _yaml_line(exc), _yaml_reason(exc, text)) from None
     except RecursionError:
         raise CatalogError(f"{path}: YAML nested too deeply") from None
     except (ValueError, TypeError, AttributeError, OverflowError, KeyError, IndexError) as exc:

@@ -43,7 +43,7 @@ def _build():
         def evaluate(self, *, model_type, dataset, run_id, evaluator_config, model=None, extra_metrics=None,
                      custom_artifacts=None, predictions=None, **kwargs):
             from mlflow import MlflowClient
-            from mlflow.entities import Metric
+            from mlflow.entities import Metric, Param, RunTag
             from mlflow.models.evaluation.artifacts import JsonEvaluationArtifact
 
             from advisor.tracking.evaluation import evaluate_model
@@ -51,7 +51,12 @@ def _build():
             metrics, report = evaluate_model(model, dataset.features_data, evaluator_config)
             client = MlflowClient()
             now = int(time.time() * 1000)
-            client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
+            notes = "; ".join(report.get("notes") or []) or "none"
+            # params are write-once: a second evaluation in the same run keeps the first one's settings
+            logged = client.get_run(run_id).data.params
+            params = [Param(k, v) for k, v in (report.get("params") or {}).items() if k not in logged]
+            client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()], params=params,
+                             tags=[RunTag("advisor.evaluation.notes", notes[:8000])])
             client.log_dict(run_id, report, "advisor/evaluation.json")
             uri = client.get_run(run_id).info.artifact_uri.rstrip("/") + "/advisor/evaluation.json"
             artifacts = {"advisor_evaluation": JsonEvaluationArtifact(uri=uri, content=report)}

@@ -119,6 +119,8 @@ SLOW_TESTS = {
     "test_probes_calibrate_and_measure_the_leaders_then_reuse_the_cache",
     "test_microprobes_measure_plausible_cpu_rates",
     "test_evaluate_by_name_times_the_model_and_estimates_fit",
+    "test_without_a_config_json_the_missing_fit_is_reported",
+    "test_a_probe_run_prints_no_library_warnings",
     "test_plain_start_run_gets_the_hardware_inventory",
     "test_default_store_is_sqlite_in_the_current_directory",
 }

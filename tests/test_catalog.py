@@ -148,12 +148,15 @@ def test_builtin_catalog_is_valid_and_sourced():
 # --- the CLI, as users run it -------------------------------------------------------------------
 
 
-def test_cli_validate_reports_every_error_and_exits_1():
+def test_cli_validate_reports_every_error_and_exits_2():
+    """A bad catalog file is an input error (exit 2, as the README says): every problem on its own
+    line with file:line, then exactly one `error:` line."""
     r = run_advisor("catalog", "validate", str(CAT / "bad.yaml"), str(CAT / "good.yaml"))
-    assert r.returncode == 1
+    assert r.returncode == 2
+    problems = [line for line in r.stderr.splitlines() if line.startswith(f"  {CAT / 'bad.yaml'}:")]
     errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) >= 4 and "Traceback" not in r.stderr
-    assert "2 model" in r.stdout or "error(s)" in r.stdout
+    assert len(problems) >= 4 and "Traceback" not in r.stderr
+    assert len(errors) == 1 and f"{len(problems)} problems" in errors[0] and "2 path(s)" in errors[0]
 
 
 def test_cli_validate_builtin_catalog_is_clean():
@@ -193,7 +196,7 @@ def test_cli_list_with_task_shows_quality_proxy():
 ])
 def test_cli_bad_input_is_one_line_exit_2(args, needle):
     r = run_advisor(*args)
-    assert r.returncode in (1, 2) if args[1] == "validate" else r.returncode == 2
+    assert r.returncode == 2
     assert needle in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
 

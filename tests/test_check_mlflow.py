@@ -133,3 +133,45 @@ def test_saved_report_resends_through_the_outbox(capsys, registry):
     run_id = deliver.deliver(folder, tracking_uri=uri, experiment="gate")
     assert deliver.deliver(folder, tracking_uri=uri, experiment="gate") == run_id     # idempotent
     assert client.get_model_version(name, "1").tags["advisor.check.run_id"] == run_id
+
+
+def test_a_registered_model_is_named_by_its_name_and_version_not_the_borrowed_catalog_id(capsys, registry, tmp_path):
+    """Issue 18: with MODEL (a catalog id, for its licence and scores) and --model-uri, the gate's run
+    name, JUnit suite names and headers name the registered model and version."""
+    import xml.etree.ElementTree as ET
+
+    uri, client, name = registry
+    junit = tmp_path / "gate.xml"
+    md = tmp_path / "gate.md"
+    code, out, err = advisor(capsys, "check", "gate-small", "--model-uri", f"models:/{name}/2", "--target",
+                             "gate-gpu-24gb", "--catalog", CAT, "--tracking-uri", uri, "--experiment", "gate",
+                             "--max-latency-ms", "600000", "--junit", str(junit), "--markdown", str(md))
+    assert code == 0, err
+    label = f"{name} v2"
+    assert out.splitlines()[0].startswith(f"advisor check {label} (licence and scores of catalog entry gate-small")
+    assert f"PASSED: {label} on gate-gpu-24gb" in out
+    root = ET.fromstring(junit.read_text())
+    assert root.get("name") == f"advisor check {label}"
+    assert [s.get("name") for s in root.iter("testsuite")] == [f"{label}@gate-gpu-24gb"]
+    props = {p.get("name"): p.get("value") for p in root.find("testsuite/properties")}
+    assert props["model"] == label and props["catalog_entry"] == "gate-small"
+    assert md.read_text().startswith(f"### ✅ advisor check: {label} — PASS")
+
+    run = client.get_run(client.get_model_version(name, "2").tags["advisor.check.run_id"])
+    assert run.info.run_name == f"check {label} (gate-gpu-24gb): pass"
+    assert run.data.tags["advisor.check.label"] == label and run.data.tags["advisor.check.catalog_entry"] == "gate-small"
+
+
+def test_check_runs_carry_the_hardware_tags(capsys, registry):
+    """Check runs are created through the client API, where MLflow's run-context providers never run:
+    the check logger tags the machine itself, and says the figures are for the named target."""
+    from advisor.hardware.profile import detect_profile
+
+    uri, client, name = registry
+    code, report, err = _check(capsys, uri, f"models:/{name}/1", "--max-latency-ms", "600000")
+    assert code == 0, err
+    run = client.get_run(client.get_model_version(name, "1").tags["advisor.check.run_id"])
+    tags, here = run.data.tags, detect_profile(include_torch=False)
+    assert tags["advisor.hardware.fingerprint"] == here.fingerprint
+    assert tags["advisor.gpu.count"] == str(here.gpu_count) and tags["advisor.cpu.model"] == here.cpu.model_name
+    assert "not the named target" in tags["advisor.hardware.scope"] and "gate-gpu-24gb" in tags["advisor.hardware.scope"]

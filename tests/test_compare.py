@@ -68,7 +68,7 @@ def test_compare_table_and_plot(two_machines, mlflow_server, capsys, tmp_path):
     code, out, err = cli_run(capsys, "compare", "--experiment", exp, "--tracking-uri", mlflow_server.uri,
                              "--task", "summarization", "--plot", str(png))
     assert code == 0, err
-    assert "NVIDIA H100 80GB HBM3" in out and "NVIDIA A10G" in out and "qwen2.5-3b:bf16@local" in out
+    assert "NVIDIA H100 80GB HBM3" in out and "NVIDIA A10G" in out and " qwen2.5-3b:bf16 " in out
     assert "2,300" in out and "2,700" in out
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
 

@@ -396,7 +396,7 @@ def test_ids_that_are_paths_never_become_paths(mlflow_server, tmp_path):
            "ADVISOR_CACHE_DIR": str(tmp_path / "cache")}
     before = set(tmp_path.rglob("*"))
     rejected = run_advisor("catalog", "validate", str(bad_id), env=env, cwd=tmp_path)
-    assert rejected.returncode == 1 and "lowercase id" in rejected.stderr
+    assert rejected.returncode == 2 and "lowercase id" in rejected.stderr
     proc = run_advisor("recommend", "--no-probe", "--catalog", str(cat), "--task", "../../tmp/evil-task",
                        "--target", "../../etc/passwd", "--target", "..\\..\\boot.ini",
                        "--experiment", f"paths-{uuid.uuid4().hex[:6]}", "--markdown", "out.md",

@@ -86,8 +86,10 @@ def test_recommendation_round_trip(mlflow_server, tmp_path):
     assert (dl / "pareto.png").read_bytes() == PNG
     table = json.loads((dl / "candidates.json").read_text())
     rows = [dict(zip(table["columns"], row)) for row in table["data"]]
-    assert [r["key"] for r in rows] == [c.key for c in rec.candidates]
-    assert rows[1]["passed"] is False and "4200 ms" in rows[1]["reasons"]
+    # table order: passing first by rank (the unscored one last among them), then the rejected one
+    assert [r["key"] for r in rows] == ["qwen2.5-3b:bf16@local", "meta/llama:3 8b?x@local", "llama-3.1-8b:int8@local"]
+    assert [r["rank"] for r in rows] == [1, 2, 3] and [r["status"] for r in rows] == ["pass", "pass", "rejected"]
+    assert "4200 ms" in rows[2]["reason"] and rows[0]["reason"] == ""
     assert rows[0]["memory_gb"] == 7.4
 
     manifest = outbox.read_manifest(res.folder)

@@ -158,7 +158,8 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
     try:
         doc = load_yaml(path, with_lines=True)
     except CatalogError as exc:
-        problems.append(Problem(str(path), None, None, None, exc.message.split(": ", 1)[-1]))
+        line, reason = getattr(exc, "line", None), getattr(exc, "reason", None)   # YamlSyntaxError: keep the line
+        problems.append(Problem(str(path), line, None, None, reason or exc.message.split(": ", 1)[-1]))
         return out
     if doc is None:
         return out

@@ -34,17 +34,19 @@ def _testcase(suite: ET.Element, check: CheckResult, classname: str) -> None:
 
 
 def to_junit(report: CheckReport) -> str:
-    root = ET.Element("testsuites", name=f"advisor check {report.model.id}")
+    label = report.model.label
+    root = ET.Element("testsuites", name=f"advisor check {label}")
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     for target in report.targets:
         checks = target.checks
         counts = {"tests": len(checks), "failures": sum(c.status == "fail" for c in checks), "errors": 0,
                   "skipped": sum(c.status == "unknown" for c in checks)}
         # JUnit's schema wants the timestamp without a zone (it is UTC)
-        suite = ET.SubElement(root, "testsuite", name=f"{report.model.id}@{target.target}",
+        suite = ET.SubElement(root, "testsuite", name=f"{label}@{target.target}",
                               timestamp=report.created_at[:19], time="0", **{k: str(v) for k, v in counts.items()})
         props = ET.SubElement(suite, "properties")
-        for key, value in (("model", report.model.id), ("target", target.target),
+        for key, value in (("model", label), ("catalog_entry", report.model.id if report.model.in_catalog else ""),
+                           ("target", target.target),
                            ("target_name", target.target_name), ("format", report.format),
                            ("task", report.task or ""), ("prompt_tokens", report.prompt_tokens),
                            ("new_tokens", report.new_tokens), ("batch", report.batch),

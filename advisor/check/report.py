@@ -28,13 +28,17 @@ def headline(report: CheckReport) -> str:
     unknown = sum(c.status == "unknown" for c in results)
     extra = f", {unknown} unknown" if unknown else ""
     if report.passed:
-        return f"PASSED: {report.model.id} on {targets}: {len(results) - unknown} checks passed{extra}"
-    return (f"FAILED: {report.model.id} on {targets}: {len(report.failed)} of {len(results)} checks failed{extra} "
+        return f"PASSED: {report.model.label} on {targets}: {len(results) - unknown} checks passed{extra}"
+    return (f"FAILED: {report.model.label} on {targets}: {len(report.failed)} of {len(results)} checks failed{extra} "
             f"({', '.join(report.failed)})")
 
 
 def _shape(report: CheckReport) -> str:
-    task = f"task {report.task}, " if report.task else ""
+    from advisor.check.schema import borrowed_from
+
+    source = borrowed_from(report.model.model_dump())
+    task = (f"licence and scores of catalog entry {source}, " if source else "") + (
+        f"task {report.task}, " if report.task else "")
     return (f"{task}{report.format}, {report.prompt_tokens} prompt + {report.new_tokens} new tokens, "
             f"batch {report.batch}")
 
@@ -44,7 +48,7 @@ def print_summary(report: CheckReport, console) -> None:
     from rich.markup import escape
 
     out = lambda text: console.print(text, soft_wrap=True)  # noqa: E731 - CI logs: never wrap a line
-    out(f"advisor check {escape(report.model.id)} ({escape(_shape(report))})")
+    out(f"advisor check {escape(report.model.label)} ({escape(_shape(report))})")
     colour = {"pass": "green", "fail": "red", "unknown": "yellow"}
     width = max((len(t.target) for t in report.targets), default=5)
     for t in report.targets:
@@ -68,7 +72,7 @@ def _row(c: CheckResult) -> str:
 
 
 def to_markdown(report: CheckReport) -> str:
-    lines = [f"### {_EMOJI[report.status]} advisor check: {_cell(report.model.id)} — {report.status.upper()}", "",
+    lines = [f"### {_EMOJI[report.status]} advisor check: {_cell(report.model.label)} — {report.status.upper()}", "",
              f"{_shape(report)}; model from {report.model.kind}"
              + (f" `{report.model.uri}`" if report.model.uri else "") + ".", "",
              "| Target | Check | Status | Value | Limit | Basis | Detail |",

@@ -58,6 +58,26 @@ class ModelSource(BaseModel):
     version: str | None = None
     params_total: int
 
+    @property
+    def label(self) -> str:
+        """What was checked, as a reader names it: the registered model and version when there is one
+        (never the catalog id whose licence and scores it borrowed)."""
+        return label_of(self.model_dump())
+
+
+def label_of(model: dict) -> str:
+    """ModelSource.label for a report read back as a dict."""
+    if model.get("registered_model"):
+        return f"{model['registered_model']} v{model.get('version')}"
+    return str(model.get("id"))
+
+
+def borrowed_from(model: dict) -> str | None:
+    """The catalog entry a registered or local model took its licence and scores from, if any."""
+    if model.get("kind") != "catalog" and model.get("in_catalog") and model.get("id"):
+        return str(model["id"])
+    return None
+
 
 class CheckReport(BaseModel):
     schema_version: int = CHECK_SCHEMA_VERSION

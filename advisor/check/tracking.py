@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from advisor.check.schema import CheckReport
+from advisor.check.schema import CheckReport, borrowed_from, label_of
 
 FIGURES = ("memory_gb", "memory_available_gb", "e2e_p95_ms", "ttft_ms", "tokens_per_s", "quality_proxy")
 
@@ -73,6 +73,7 @@ def check_tags(payload: dict) -> dict[str, str]:
     primary = targets[0]
     model = payload.get("model") or {}
     tags = {
+        **_hardware_tags(payload),
         "advisor.kind": "check",
         "advisor.check.status": payload.get("status"),
         "advisor.check.model": model.get("id"),
@@ -81,7 +82,9 @@ def check_tags(payload: dict) -> dict[str, str]:
         "advisor.check.failed": ",".join(payload.get("failed") or []) or None,
         "advisor.check.latency_basis": primary.get("latency_basis"),
         "advisor.check.memory_basis": primary.get("memory_basis"),
-        "mlflow.runName": f"check {model.get('id')}@{','.join(t.get('target', '?') for t in targets)}: "
+        "advisor.check.label": label_of(model),
+        "advisor.check.catalog_entry": borrowed_from(model),
+        "mlflow.runName": f"check {label_of(model)} ({','.join(t.get('target', '?') for t in targets)}): "
                           f"{payload.get('status')}",
         "mlflow.note.content": "; ".join(f"{c['target']}:{c['name']} {c['status']} ({c['message']})"
                                          for t in targets for c in t.get("checks") or []),
@@ -90,6 +93,27 @@ def check_tags(payload: dict) -> dict[str, str]:
         tags["advisor.check.registered_model"] = model["registered_model"]
         tags["advisor.check.model_version"] = model.get("version")
     return {k: tag(v) for k, v in tags.items() if v not in (None, "")}
+
+
+def _hardware_tags(payload: dict) -> dict[str, str]:
+    """The machine the check ran on (a check run is made through the client API, so MLflow's run-context
+    providers never tag it), and which targets the figures are for."""
+    from advisor.tracking.hardware_tags import local_inventory_tags
+
+    try:
+        tags = local_inventory_tags()
+    except Exception as exc:  # detection is best effort; the report itself is what matters
+        tags = {"advisor.error": f"hardware detection failed: {type(exc).__name__}: {exc}"}
+    named = [t for t in payload.get("targets") or [] if t.get("target") != "local"]
+    if named:
+        where = ", ".join(f"{t['target']} ({t.get('target_name')})" for t in named)
+        tags["advisor.hardware.scope"] = ("advisor.gpu.*, advisor.cpu.* and advisor.ram_gb describe the machine "
+                                          f"the check ran on, not the named target: the figures are for {where} "
+                                          "(catalog datasheet)")
+    else:
+        tags["advisor.hardware.scope"] = ("advisor.gpu.*, advisor.cpu.* and advisor.ram_gb describe this machine, "
+                                          "the one the figures are for")
+    return tags
 
 
 def version_tags(payload: dict, run_id: str | None) -> dict[str, str]:

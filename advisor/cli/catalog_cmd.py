@@ -7,7 +7,7 @@ import json
 import click
 
 from advisor.cli.common import catalog_option, console, info, json_option, local_models_options, print_json
-from advisor.errors import EXIT_FAILED, UsageError
+from advisor.errors import EXIT_USAGE, UsageError
 
 
 @click.group()
@@ -80,19 +80,25 @@ def list_models(task, lineage_method, derived_from, show_targets, catalog_paths,
     if as_json:
         print_json({"task": task, "models": rows, "notes": cat.local_notes})
         return
-    from rich.table import Table
+    from rich.markup import escape
+
+    from advisor.cli.fit import Column, fitted_table
 
     title = f"{len(rows)} models" + (f" (quality proxy for {task}, bf16)" if task else "")
-    table = Table(title=title, title_justify="left")
-    for col in ("id", "params", "tier", "license", "context", "formats", "layers", "scores", "lineage"):
-        table.add_column(col, justify="right" if col in ("params", "context", "scores") else "left",
-                         no_wrap=col in ("id", "license"))
+    # dropped first when the terminal is narrow: the lowest `keep`; the id is never dropped nor broken
+    columns = [Column("id"), Column("params", "right", keep=90), Column("active", "right", keep=35),
+               Column("vision", "right", keep=15),
+               Column("tier", keep=60), Column("license", keep=80), Column("context", "right", keep=50),
+               Column("formats", keep=30), Column("layers", keep=25), Column("scores", "right", keep=40),
+               Column("lineage", keep=20)]
     if task:
-        table.add_column("quality*", justify="right")
+        columns.append(Column("quality*", "right", keep=95))
+    if not any(r["params_active"] for r in rows):
+        columns = [c for c in columns if c.header != "active"]
+    if not any(r["params_vision"] for r in rows):
+        columns = [c for c in columns if c.header != "vision"]
+    cells = []
     for r in rows:
-        params = f"{r['params_total'] / 1e9:.2f}B" + (f" ({r['params_active'] / 1e9:.1f}B act.)" if r["params_active"] else "")
-        if r["params_vision"]:
-            params += f" incl. {r['params_vision'] / 1e9:.2f}B vision"
         extra = [f for f in r["formats"] if f not in ("fp32", "bf16", "fp16")]
         quant = ",".join(extra) or "-"
         if not r["official_16bit"]:
@@ -100,15 +106,23 @@ def list_models(task, lineage_method, derived_from, show_targets, catalog_paths,
         lineage = ""
         if r["lineage"]:
             lineage = f"{'+'.join(r['lineage']['method'])} of {r['lineage']['derived_from']}"
-        cells = [r["id"], params, r["tier"], r["license"], f"{r['context_length']:,}" if r["context_length"] else "-",
-                 quant, _pattern_text(r["layer_pattern"]), str(r["benchmarks"]), lineage]
+        row = {"id": r["id"], "params": f"{r['params_total'] / 1e9:.2f}B",
+               "vision": f"{r['params_vision'] / 1e9:.2f}B" if r["params_vision"] else "",
+               "active": f"{r['params_active'] / 1e9:.1f}B" if r["params_active"] else "",
+               "tier": r["tier"], "license": r["license"],
+               "context": f"{r['context_length']:,}" if r["context_length"] else "-",
+               "formats": quant, "layers": _pattern_text(r["layer_pattern"]),
+               "scores": str(r["benchmarks"]), "lineage": lineage}
         if task:
-            cells.append("unscored" if r["quality_proxy"] is None else f"{r['quality_proxy']:.1f}")
-        table.add_row(*cells)
+            row["quality*"] = "unscored" if r["quality_proxy"] is None else f"{r['quality_proxy']:.1f}"
+        cells.append([escape(row[c.header]) for c in columns])
     out = console()
+    table, dropped = fitted_table(columns, cells, out.width, title=escape(title))
     out.print(table)
+    if dropped:
+        out.print(f"[dim]not shown at {out.width} columns: {', '.join(dropped)} (--json has every field)[/dim]")
     if task:
-        out.print(f"* quality is a PROXY: {profile.quality_proxy.description}")
+        out.print(escape(f"* quality is a PROXY: {profile.quality_proxy.description}"))
     for note in cat.local_notes:
         info(f"note: {note}")
 
@@ -187,13 +201,15 @@ def show(model_id, catalog_paths, as_json):
         return
     import yaml
 
+    from rich.markup import escape as e
+
     out = console()
-    out.print(f"[bold]{m.name}[/bold] ({m.id}), family {m.family}, tier {cat.tier_of(m.params_active or m.params_total)}")
+    out.print(f"[bold]{e(m.name)}[/bold] ({e(m.id)}), family {e(m.family)}, tier {cat.tier_of(m.params_active or m.params_total)}")
     vision = f", of which {m.params_vision:,} vision tower" if m.params_vision else ""
-    out.print(f"parameters: {m.params_total:,} stated{vision} ({m.params_source}); {facts['params_derived']:,} "
+    out.print(e(f"parameters: {m.params_total:,} stated{vision} ({m.params_source}); {facts['params_derived']:,} "
               "derived from the architecture"
               + (f" (incl. {facts['params_mtp']:,} in multi-token-prediction layers)" if facts["params_mtp"] else "")
-              + (f"; {m.params_active:,} active" if m.params_active else ""))
+              + (f"; {m.params_active:,} active" if m.params_active else "")))
     out.print(f"layers: {_pattern_text(facts['layer_pattern'])}; KV cache {facts['kv_bytes_per_token_16bit']:,} "
               "bytes/token at 16 bits" + (f" (below every window); recurrent state "
                                           f"{facts['recurrent_state_bytes_per_sequence_16bit']:,} bytes per sequence"
@@ -201,10 +217,10 @@ def show(model_id, catalog_paths, as_json):
     out.print(f"official formats: {', '.join(facts['official_formats'])}"
               + ("" if m.official_16bit else " (no 16-bit checkpoint is published)"))
     if m.lineage:
-        out.print(f"lineage: {m.lineage.methods} of {m.lineage.derived_from} ({m.lineage.source})")
+        out.print(e(f"lineage: {m.lineage.methods} of {m.lineage.derived_from} ({m.lineage.source})"))
     if facts.get("family_note"):
-        out.print(f"note: {facts['family_note']}")
-    out.print(yaml.safe_dump(json.loads(m.model_dump_json(exclude_none=True)), sort_keys=False).rstrip())
+        out.print(e(f"note: {facts['family_note']}"))
+    out.print(e(yaml.safe_dump(json.loads(m.model_dump_json(exclude_none=True)), sort_keys=False).rstrip()))
 
 
 @catalog.command("validate")
@@ -214,7 +230,8 @@ def validate(paths, as_json):
     """Validate catalog files or folders; report every error with file, entry and field.
 
     \b
-    Exit 0 when all files are valid, 1 when any problem is found.
+    Exit 0 when all files are valid, 2 when any problem is found (a bad input file,
+    as everywhere else: see `advisor --help`).
     Examples:
       advisor catalog validate catalog/
       advisor catalog validate my-models.yaml other/
@@ -230,15 +247,22 @@ def validate(paths, as_json):
     if as_json:
         print_json({"valid": not problems, "counts": counts, "files": cat.files,
                     "errors": [str(p) for p in problems], "warnings": warns})
+        if problems:   # exit 2 always comes with its one error line
+            click.echo(f"error: {len(problems)} problem(s) in {len(paths)} path(s) (listed in the JSON)", err=True)
     else:
-        for p in problems:
-            click.echo(f"error: {p}", err=True)
         for w in warns:
             click.echo(f"warning: {w}", err=True)
         summary = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-        status = "valid" if not problems else f"{len(problems)} error(s)"
-        click.echo(f"{len(cat.files)} file(s), {summary or 'no entries'}: {status}")
-    return EXIT_FAILED if problems else 0
+        if not problems:
+            click.echo(f"{len(cat.files)} file(s), {summary or 'no entries'}: valid")
+        elif len(problems) == 1:
+            click.echo(f"error: {problems[0]}", err=True)
+        else:  # every problem on its own line, then the one error line
+            for p in problems:
+                click.echo(f"  {p}", err=True)
+            click.echo(f"error: {len(problems)} problems in {len(paths)} path(s) "
+                       f"({len(cat.files)} file(s) read, {summary or 'no valid entries'})", err=True)
+    return EXIT_USAGE if problems else 0
 
 
 @catalog.command("import-hf-config")

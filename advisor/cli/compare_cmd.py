@@ -15,11 +15,12 @@ from advisor.cli.common import console, info, json_option, print_json
 @json_option
 def compare(experiment: str | None, task: str | None, tracking_uri: str | None, plot_path: str | None,
             as_json: bool):
-    """Compare recommendations across machines (one row per hardware profile and task).
+    """Compare recommendations across machines (one row per machine, target and task).
 
     \b
     Every machine runs `advisor recommend` with MLFLOW_TRACKING_URI pointing at the shared
-    server; compare shows each machine's latest pick and its figures.
+    server; compare shows each machine's latest pick and its figures, its own (target local)
+    and any what-if on a named target apart. Without --task, one table per task.
 
     \b
     Examples:
@@ -28,6 +29,8 @@ def compare(experiment: str | None, task: str | None, tracking_uri: str | None, 
       advisor compare --tracking-uri http://mlflow.internal:5000 --json
     Exit codes: 0 shown, 1 no recommendation runs found, 2 usage error, 3 MLflow unreachable.
     """
+    import os
+
     from advisor.errors import EXIT_FAILED
     from advisor.tracking import connection
     from advisor.tracking.readback import load_picks
@@ -40,8 +43,15 @@ def compare(experiment: str | None, task: str | None, tracking_uri: str | None, 
     if as_json:
         print_json(rows)
     if not rows:
-        where = f"experiment '{connection.resolve_experiment(experiment)}' at " \
-                f"{connection.redact(connection.resolve_tracking_uri(tracking_uri))}"
+        from advisor.tracking.readback import sqlite_path
+
+        uri = connection.resolve_tracking_uri(tracking_uri)
+        where = f"experiment '{connection.resolve_experiment(experiment)}' at {connection.redact(uri)}"
+        db = sqlite_path(uri)
+        if db is not None and not db.is_file():
+            where += (" (no such store here yet"
+                      + ("; set MLFLOW_TRACKING_URI or --tracking-uri to the shared server" if not tracking_uri
+                         and not os.environ.get("MLFLOW_TRACKING_URI") else "") + ")")
         info(f"no advisor recommendations{f' for task {task!r}' if task else ''} in {where}; "
              "run `advisor recommend` on each machine with MLFLOW_TRACKING_URI set to the shared server")
         return EXIT_FAILED
@@ -64,22 +74,48 @@ def _num(value, fmt: str = "{:,.0f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def render(rows: list[dict]) -> None:
+def _pick(r: dict) -> str:
+    """model:format (the target has its own column)."""
     from rich.markup import escape as e
-    from rich.table import Table
 
-    table = Table(title="The pick on each machine (latest run per profile and task)", title_justify="left")
-    for col, justify in (("hardware", "left"), ("task", "left"), ("pick", "left"), ("p95 ms", "right"),
-                         ("TTFT ms", "right"), ("tok/s", "right"), ("mem GB", "right"), ("quality proxy", "right"),
-                         ("$/Mtok", "right"), ("logged", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
-    for r in rows:
-        hw = e(r["profile"]) + (f"\n[dim]{e(r['fingerprint'][:12])}[/dim]" if r.get("fingerprint") else "")
-        table.add_row(hw, e(r["task"] or "-"), e(r["pick"]) if r["pick"] else "[red]none[/red]", _num(r["e2e_p95_ms"]),
-                      _num(r["ttft_ms"]), _num(r["tokens_per_s"], "{:,.1f}"), _num(r["memory_gb"], "{:,.1f}"),
-                      _num(r["quality_proxy"], "{:,.1f}"), _num(r["cost_per_mtok_usd"], "{:,.2f}"), r["started"][:16])
+    if not r.get("pick"):
+        return "[red]none[/red]"
+    return e(r["pick"].rsplit("@", 1)[0])
+
+
+def _target(r: dict) -> str:
+    from rich.markup import escape as e
+
+    if r.get("target") in (None, "local"):
+        return "local"
+    return e(r["target"]) + " [dim](what-if)[/dim]"
+
+
+def render(rows: list[dict]) -> None:
+    """One table per task; a named-target row is a what-if run from that machine, said so."""
+    from rich.markup import escape as e
+
+    from advisor.cli.fit import Column, fitted_table
+
     out = console()
-    out.print(table)
-    for r in rows:
-        if r.get("verdict"):
-            out.print(f"[bold]{e(r['profile'])}[/bold] ({e(r['task'] or '-')}): {e(r['verdict'])}")
+    columns = [Column("machine", wraps=True, min_width=14), Column("fingerprint", keep=45), Column("target"),
+               Column("pick"), Column("p95 ms", "right"),
+               Column("TTFT ms", "right", keep=40), Column("tok/s", "right", keep=50),
+               Column("mem GB", "right", keep=70), Column("quality proxy", "right", keep=80),
+               Column("$/Mtok", "right", keep=30), Column("logged", keep=20)]
+    tasks = list(dict.fromkeys(r["task"] or "-" for r in rows))
+    for task in tasks:
+        group = [r for r in rows if (r["task"] or "-") == task]
+        cells = [[e(r["profile"]), e((r.get("fingerprint") or "-")[:8]), _target(r), _pick(r), _num(r["e2e_p95_ms"]),
+                  _num(r["ttft_ms"]), _num(r["tokens_per_s"], "{:,.1f}"), _num(r["memory_gb"], "{:,.1f}"),
+                  _num(r["quality_proxy"], "{:,.1f}"), _num(r["cost_per_mtok_usd"], "{:,.2f}"), r["started"][:16]]
+                 for r in group]
+        table, dropped = fitted_table(columns, cells, out.width,
+                                      title=f"{e(task)}: the pick on each machine (latest run per machine and target)")
+        out.print(table)
+        if dropped:
+            out.print(f"[dim]not shown at {out.width} columns: {', '.join(dropped)} (--json has every figure)[/dim]")
+        for r in group:
+            if r.get("verdict"):
+                out.print(f"[bold]{e(r['profile'])}[/bold] ({e(r['target'] or 'local')}): {e(r['verdict'])}")
+        out.print("")

@@ -85,22 +85,23 @@ def _ms(x: float) -> str:
 
 
 def render(est) -> None:
+    from rich.markup import escape as e
     from rich.table import Table
 
     out = console()
     m, lat = est.memory, est.latency
     on = f"{est.gpus} x {est.target}" if est.gpus > 1 else est.target
-    origin = "" if est.format_origin == "official" else f" ({est.format_origin})"
+    origin = "" if est.format_origin == "official" else f" ({e(est.format_origin)})"
     split = f", {est.parallel} parallel" if est.gpus > 1 else ""
-    out.print(f"[bold]{est.model}[/bold] on [bold]{on}[/bold]{split}: {est.format} weights{origin}, {est.kv_format} "
-              f"KV cache, batch {est.batch}, {est.prompt_tokens} prompt + {est.new_tokens} new tokens")
-    out.print(f"runtime: [bold]{est.runtime}[/bold] ({est.runtime_version})")
+    out.print(f"[bold]{e(est.model)}[/bold] on [bold]{e(on)}[/bold]{split}: {est.format} weights{origin}, "
+              f"{est.kv_format} KV cache, batch {est.batch}, {est.prompt_tokens} prompt + {est.new_tokens} new tokens")
+    out.print(f"runtime: [bold]{e(est.runtime)}[/bold] ({e(est.runtime_version or '')})")
 
     mem = Table(title=f"Memory (basis: {m.basis})", title_justify="left")
     mem.add_column("term")
     mem.add_column("bytes", justify="right")
     for name, value in m.terms.items():
-        mem.add_row(name.replace("_", " "), human_bytes(value))
+        mem.add_row(e(name.replace("_", " ")), human_bytes(value))
     mem.add_row("[bold]peak (max allocated)[/bold]", f"[bold]{human_bytes(m.peak_bytes)}[/bold]")
     mem.add_row("  of which weights / KV cache / activations",
                 f"{human_bytes(m.weights_bytes)} / {human_bytes(m.kv_cache_bytes)} / {human_bytes(m.activations_bytes)}")
@@ -147,7 +148,7 @@ def render(est) -> None:
     out.print(tab)
 
     colour = {"fits": "green", "fits-with-offload": "yellow", "does-not-fit": "red"}[m.verdict]
-    out.print(f"[bold {colour}]Verdict: {_VERDICT_WORDS[m.verdict]}[/bold {colour}]. {m.explanation}")
-    out.print(f"Latency: {lat.explanation}")
+    out.print(f"[bold {colour}]Verdict: {_VERDICT_WORDS[m.verdict]}[/bold {colour}]. {e(m.explanation)}")
+    out.print(f"Latency: {e(lat.explanation)}")
     for note in est.notes:
-        out.print(f"note: {note}")
+        out.print(f"note: {e(note)}")

@@ -21,6 +21,9 @@ def _warning_line(message, category, filename, lineno, file=None, line=None):
 
 def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
     warnings.showwarning = _warning_line
+    from advisor.cli.quiet import quiet_libraries
+
+    quiet_libraries()
     try:
         rv = cli.main(args=argv, prog_name=prog_name, standalone_mode=False)
         return rv if isinstance(rv, int) else 0

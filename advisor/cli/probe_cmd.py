@@ -81,6 +81,8 @@ def _table(rows: list[dict], rates) -> None:
                   _ms(m.decode_ms_per_token.stdev), human_bytes(m.peak_bytes),
                   "-" if m.joules_per_token is None else f"{m.joules_per_token:.2f}", "measured",
                   "yes" if r.get("from_cache") else "no")
+    from rich.markup import escape
+
     out = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 160)
     out.print(t)
     if rates is not None:
@@ -92,11 +94,11 @@ def _table(rows: list[dict], rates) -> None:
                   f"framework step {rates.step_overhead_ms * 1000:.1f} us{extra}")
     for r in rows:
         if r.get("measurement") is None:
-            out.print(f"[yellow]{r['model']}: not measured: {r['skipped']}[/yellow]")
+            out.print(f"[yellow]{escape(str(r['model']))}: not measured: {escape(str(r['skipped']))}[/yellow]")
     for r in rows:
         m = r.get("measurement")
         for note in (m.notes if m is not None else []):
-            out.print(f"[dim]{m.model}: {note}[/dim]")
+            out.print(f"[dim]{escape(m.model)}: {escape(note)}[/dim]")
 
 
 @click.command(epilog="""\b

@@ -198,80 +198,115 @@ def picks_keys(t) -> set[str]:
     return {c.key for c in (t.small, t.large, t.pick, t.closest_large) if c is not None}
 
 
+def shown_rows(rec, t, show_all: bool) -> list:
+    """The target's rows in table order: every candidate with --all; else one row per model and distinct
+    figures among those that pass, the rows the verdict quotes, and the best rejected row per model."""
+    from advisor.recommend.select import table_key
+
+    cands = sorted((c for c in rec.candidates if c.target == t.target), key=table_key)
+    if show_all:
+        return cands
+    from advisor.recommend.plot import distinct_figures
+
+    passed = [c for c in cands if c.passed]
+    keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality_proxy is None}
+    passed = [c for c in passed if c.key in keep or c.key in picks_keys(t)]
+    seen: set[str] = {c.model for c in cands if c.passed}  # a model that passes needs no rejected row
+    quoted = {c.key for c in (t.closest_large, *t.closest_misses) if c is not None}
+    rejected = [c for c in cands if not c.passed and c.key in quoted]
+    seen |= {c.model for c in rejected}
+    for c in (c for c in cands if not c.passed):
+        if c.model not in seen:
+            seen.add(c.model)
+            rejected.append(c)
+    rejected.sort(key=lambda c: (c.key not in quoted,))
+    return passed[:12] + rejected[:max(8, len(quoted))]
+
+
+# Dropped first when the terminal is narrow: the lowest `keep`. Model, format, quality, p95 and the
+# result never go; the basis is said below the table when its column does not fit.
+def _columns():
+    from advisor.cli.fit import Column
+
+    return [Column("model"), Column("fmt"), Column("tier", keep=10), Column("quality*", "right"),
+            Column("memory", "right", keep=80), Column("TTFT", "right", keep=40), Column("p95 e2e", "right"),
+            Column("tok/s", "right", keep=50), Column("basis", keep=60), Column("$/Mtok", "right", keep=20),
+            Column("result", wraps=True)]
+
+
+def _row(c, mark: str | None) -> list[str]:
+    from rich.markup import escape
+
+    from advisor.rules.table import gb, secs
+
+    if c.passed:
+        result = "[green]pass[/green]" + (" (frontier)" if c.on_frontier else "")
+    elif not c.estimated:
+        result = "[red]not estimated: " + escape("; ".join(c.reasons)) + "[/red]"
+    else:
+        result = "[red]" + escape("; ".join(c.reasons)) + "[/red]"
+    if mark:
+        result = f"[bold]{mark}[/bold] " + result
+    community = c.format_origin not in (None, "official")
+    return [escape(c.model), c.format + ("†" if community else ""), c.tier,
+            "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
+            gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
+            "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}",
+            (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"),
+            "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result]
+
+
+def _basis_line(shown) -> str:
+    bases: dict[str, int] = {}
+    for c in shown:
+        if c.latency_basis:
+            label = c.latency_basis + ("" if c.latency_reliable else " (unreliable)")
+            bases[label] = bases.get(label, 0) + 1
+    return ", ".join(f"{b} ({n} rows)" if len(bases) > 1 else b for b, n in bases.items()) or "-"
+
+
 def _show(rec, show_all: bool) -> None:
     from rich.markup import escape
     from rich.panel import Panel
-    from rich.table import Table
 
-    from advisor.rules.table import gb, secs
+    from advisor.cli.fit import fitted_table
 
     out = console()
     for t in rec.targets:
         cands = [c for c in rec.candidates if c.target == t.target]
-        from advisor.recommend.select import rank_key
-
-        cands.sort(key=lambda c: (not c.passed, rank_key(c)))
-        if show_all:
-            shown = cands
-        else:
-            # one row per model and distinct figures (fp16 usually repeats bf16); rejected: best row per model
-            from advisor.recommend.plot import distinct_figures
-
-            passed = [c for c in cands if c.passed]
-            keep = {c.key for c in distinct_figures(passed)} | {c.key for c in passed if c.quality_proxy is None}
-            passed = [c for c in passed if c.key in keep or c.key in picks_keys(t)]
-            seen: set[str] = {c.model for c in cands if c.passed}  # a model that passes needs no rejected row
-            # the rows the verdict quotes are always in the table
-            quoted = {c.key for c in (t.closest_large, *t.closest_misses) if c is not None}
-            rejected = [c for c in cands if not c.passed and c.key in quoted]
-            seen |= {c.model for c in rejected}
-            for c in (c for c in cands if not c.passed):
-                if c.model not in seen:
-                    seen.add(c.model)
-                    rejected.append(c)
-            rejected.sort(key=lambda c: (c.key not in quoted,))
-            shown = passed[:12] + rejected[:max(8, len(quoted))]
-        table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}), runtime {t.runtime}: "
-                            f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
-                      title_justify="left", show_lines=False)
-        for col, just in (("model", "left"), ("fmt", "left"), ("tier", "left"), ("quality*", "right"),
-                          ("memory", "right"), ("TTFT", "right"), ("p95 e2e", "right"), ("tok/s", "right"),
-                          ("basis", "left"), ("$/Mtok", "right"), ("result", "left")):
-            table.add_column(col, justify=just, overflow="fold")
+        shown = shown_rows(rec, t, show_all)
         picks = {c.key: lbl for lbl, c in (("small", t.small), ("large", t.large), ("PICK", t.pick)) if c}
-        for c in shown:
-            mark = picks.get(c.key)
-            result = ("[green]pass[/green]" + (" (frontier)" if c.on_frontier else "")) if c.passed else \
-                "[red]" + "; ".join(c.reasons) + "[/red]"
-            if mark:
-                result = f"[bold]{mark}[/bold] " + result
-            community = c.format_origin not in (None, "official")
-            table.add_row(c.model, c.format + ("†" if community else ""), c.tier,
-                          "unscored" if c.quality_proxy is None else f"{c.quality_proxy:.1f}",
-                          gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
-                          "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}",
-                          (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"),
-                          "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result)
+        out.print(escape(f"{rec.task} on {t.target_name} ({t.device_summary}): {rec.shape.prompt_tokens} in / "
+                         f"{rec.shape.new_tokens} out, batch {rec.shape.batch}, runtime {t.runtime or rec.runtime}"),
+                  soft_wrap=False)
+        table, dropped = fitted_table(_columns(), [_row(c, picks.get(c.key)) for c in shown], out.width)
         out.print(table)
+        if "basis" in dropped:
+            out.print(f"[dim]latency basis: {escape(_basis_line(shown))}[/dim]")
         if any(c.format_origin not in (None, "official") for c in shown):
-            out.print("[dim]† community or self-quantised: the model's developer publishes no checkpoint in this format[/dim]")
+            out.print("[dim]† community or self-quantised: the model's developer publishes no checkpoint "
+                      "in this format[/dim]")
+        if dropped:
+            out.print(f"[dim]not shown at {out.width} columns: {', '.join(d for d in dropped)} "
+                      "(a wider terminal shows them; --json has every figure)[/dim]")
         if not show_all and len(cands) > len(shown):
             out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
-        body = t.verdict
+        body = escape(t.verdict)
         if t.what_it_would_take and t.closest_large is not None:
-            body += (f"\n\nWhat it would take to run {t.closest_large.model} ({t.closest_large.format}):\n"
-                     + "\n".join(f"  - {w}" for w in t.what_it_would_take))
+            body += escape(f"\n\nWhat it would take to run {t.closest_large.model} ({t.closest_large.format}):\n"
+                           + "\n".join(f"  - {w}" for w in t.what_it_would_take))
         for w in t.warnings:
             body += f"\n\n[yellow]warning:[/yellow] {escape(w)}"
         if t.unscored_passing:
             body += (f"\n\n{t.unscored_passing} passing candidate(s) have no quality proxy (too few published scores) "
                      "and were not considered for the pick; --allow-unscored lets them be picked.")
         if t.status == "no-candidate":
-            body += "\n\nClosest misses:\n" + "\n".join(f"  - {c.model} ({c.format}): {'; '.join(c.reasons)}" for c in t.closest_misses)
-            body += "\n\nTo relax:\n" + "\n".join(f"  - {r}" for r in t.to_relax)
+            body += escape("\n\nClosest misses:\n" + "\n".join(f"  - {c.model} ({c.format}): {'; '.join(c.reasons)}"
+                                                                for c in t.closest_misses))
+            body += escape("\n\nTo relax:\n" + "\n".join(f"  - {r}" for r in t.to_relax))
         out.print(Panel(body, title="verdict", border_style="green" if t.status == "ok" else "red"))
     g = rec.generation
-    out.print(f"Suggested generation settings: temperature {g.temperature}, top_p {g.top_p}, "
-              f"max_new_tokens {g.max_new_tokens}. {g.rationale}")
+    out.print(escape(f"Suggested generation settings: temperature {g.temperature}, top_p {g.top_p}, "
+                     f"max_new_tokens {g.max_new_tokens}. {g.rationale}"))
     for n in rec.notes:
-        out.print(f"[dim]note: {n}[/dim]")
+        out.print(f"[dim]note: {escape(n)}[/dim]")

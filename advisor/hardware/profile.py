@@ -35,9 +35,11 @@ def fingerprint(profile: HardwareProfile) -> str:
 
     In: each GPU's name, total memory and compute capability (in index order); NVIDIA driver and
     CUDA driver versions; CPU model, physical and logical cores; total RAM rounded to whole GB;
-    the OS string (platform.platform(), kernel included); the torch version when known; the
-    target id for named targets. Out: hostname, free/used memory, clocks, serials, uuids, so two
-    identical machines share a fingerprint and it changes when hardware or drivers change.
+    the OS string (platform.platform(), kernel included); the target id for named targets. Out:
+    hostname, free/used memory, clocks, serials, uuids, so two identical machines share a
+    fingerprint and it changes when hardware or drivers change; and the Python environment (torch
+    installed or not, its version), so two venvs on one machine are one machine in `advisor compare`
+    (the probe caches key on the torch version themselves).
     """
     ram = profile.cpu.ram_total_bytes
     basis = {
@@ -50,7 +52,6 @@ def fingerprint(profile: HardwareProfile) -> str:
         "logical_cores": profile.cpu.logical_cores,
         "ram_gb": round(ram / GB) if ram else None,
         "os": profile.os,
-        "torch": profile.torch.version if profile.torch else None,
         "target": profile.target_id,
     }
     text = json.dumps(basis, sort_keys=True, separators=(",", ":"))

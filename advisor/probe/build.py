@@ -142,9 +142,13 @@ def _build_transformers(arch: Architecture, layers: int, dtype, device: str, min
     module.eval()
     cheap_fill_(module)
 
+    from advisor.probe.hf_cache import cache_name, cache_of
+
+    kv = cache_name(module)
+
     def forward(ids, cache):
-        out = module(input_ids=ids, past_key_values=cache, use_cache=True)
-        return out.last_hidden_state, out.past_key_values
+        out = module(input_ids=ids, use_cache=True, **{kv: cache})
+        return out.last_hidden_state, cache_of(out)
 
     return Body(module, find_layers(module, layers), forward, "transformers")
 

@@ -150,6 +150,9 @@ class RealModelProbe(Probe):
         report(self.progress, f"loading {self.model_name}", 0.02)
         with PeakRSS() as rss:
             model = self._load(st)
+            from advisor.probe.hf_cache import cache_name, cache_of
+
+            kv = cache_name(model)
             vocab = int(model.config.vocab_size)
             gen = torch.Generator(device="cpu").manual_seed(0)
             ids = torch.randint(0, vocab, (B, P), generator=gen).to(dev)
@@ -160,15 +163,15 @@ class RealModelProbe(Probe):
                 out = model(input_ids=ids[:, :n], use_cache=True)
                 nxt = out.logits[:, -1:].argmax(-1)
                 sync(dev)
-                return 1000 * (time.perf_counter() - t), out.past_key_values, nxt
+                return 1000 * (time.perf_counter() - t), cache_of(out), nxt
 
             def step(tok, past):
                 sync(dev)
                 t = time.perf_counter()
-                out = model(input_ids=tok, past_key_values=past, use_cache=True)
+                out = model(input_ids=tok, use_cache=True, **{kv: past})
                 nxt = out.logits[:, -1:].argmax(-1)
                 sync(dev)
-                return 1000 * (time.perf_counter() - t), out.past_key_values, nxt
+                return 1000 * (time.perf_counter() - t), cache_of(out), nxt
 
             with torch.inference_mode():
                 budget.check("the warm-up")

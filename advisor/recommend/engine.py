@@ -90,17 +90,43 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
         if sel.pick is None else []
     est_near = estimates.get(f"{near.model}:{near.format}") if near is not None and not near.passed else None
     unscored = sum(1 for c in sel.candidates if c.passed and c.quality_proxy is None)
+    ordered = select.in_table_order(sel.candidates, select.roles(sel.pick, sel.small, sel.large, near))
+    by_key = {c.key: c for c in ordered}
+    label = lambda c: by_key.get(c.key, c) if c is not None else None  # noqa: E731 - with rank and role
     result = TargetRecommendation(
         target=target, target_name=spec.name, device_summary=spec.summary, hardware_fingerprint=spec.fingerprint,
         runtime=spec.runtime.id, runtime_version=spec.runtime.version,
-        status="ok" if sel.pick else "no-candidate", pick=sel.pick, small=sel.small, large=sel.large,
+        status="ok" if sel.pick else "no-candidate", pick=label(sel.pick), small=label(sel.small),
+        large=label(sel.large),
         frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, near,
                                                        plan.budget_ms),
-        closest_large=near, closest_misses=closest,
+        closest_large=label(near), closest_misses=[label(c) for c in closest],
         to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
         what_it_would_take=explain.what_it_would_take(near, est_near),
-        unscored_passing=0 if plan.allow_unscored else unscored, warnings=warnings)
-    return result, sel.candidates, probes, spec
+        unscored_passing=0 if plan.allow_unscored else unscored, warnings=warnings,
+        probing=probing_status(probe, spec.local, probes))
+    return result, ordered, probes, spec
+
+
+def probing_status(asked: bool, local: bool, probes) -> str:
+    """One phrase for the run's tags: did probes shape these figures?"""
+    if not local:
+        return "not applicable: a named target has spec figures only"
+    if not asked:
+        return "off (--no-probe): spec and cached figures"
+    if not probes.active and probes.rates is None:
+        return "unavailable: " + (probes.notes[-1] if probes.notes else "probes did not run")
+    used = probes.used()
+    measured = sum(1 for u in used if u.get("kind") != "microprobes")
+    cached = all(u.get("from_cache") for u in used) if used else False
+    return f"ran: microprobes{' (cached)' if cached else ''}, {measured} candidate(s) measured"
+
+
+def _runtimes(results: list[TargetRecommendation]) -> str:
+    ids = [r.runtime or "?" for r in results]
+    if len(set(ids)) == 1:
+        return ids[0]
+    return ", ".join(f"{r.target}={r.runtime}" for r in results)
 
 
 def _generation(plan: Plan) -> GenerationAdvice:
@@ -149,6 +175,7 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         advisor_version=__version__, task=task, task_description=plan.task.description, shape=plan.shape,
         constraints=plan.constraints, latency_budget_ms=plan.budget_ms,
         quality_proxy=plan.task.quality_proxy.description, catalog_version=plan.catalog.version(),
+        runtime=_runtimes(results),
         targets=results, candidates=all_candidates,
         generation=_generation(plan),
         notes=notes, hardware=hardware, probes=probes_used)

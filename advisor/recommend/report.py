@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from advisor.recommend.schema import Candidate, Recommendation
-from advisor.recommend.select import rank_key
+from advisor.recommend.select import table_key
 from advisor.rules.table import gb, secs
 
 
@@ -16,7 +16,9 @@ def _tps(c: Candidate) -> str:
 
 
 def _row(c: Candidate) -> str:
-    status = "pass" if c.passed else "; ".join(c.reasons)
+    status = "pass" if c.passed else ("not estimated: " if not c.estimated else "") + "; ".join(c.reasons)
+    if c.role:
+        status = f"**{c.role}** {status}"
     return (f"| {c.model} | {c.format} | {c.tier} | {_q(c)} | {gb(c.memory_bytes)} | {secs(c.ttft_ms)} | "
             f"{secs(c.e2e_p95_ms)} | {_tps(c)} | {c.latency_basis or '-'} | "
             f"{'-' if c.cost_per_mtok_usd is None else f'${c.cost_per_mtok_usd:.2f}'} | "
@@ -26,9 +28,11 @@ def _row(c: Candidate) -> str:
 def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
     lines = [f"# model-advisor: {rec.task}", "",
              f"{rec.task_description} Request: {rec.shape.prompt_tokens} prompt tokens, "
-             f"{rec.shape.new_tokens} new tokens, batch {rec.shape.batch}.", ""]
+             f"{rec.shape.new_tokens} new tokens, batch {rec.shape.batch}; runtime {rec.runtime}.", ""]
     for t in rec.targets:
         lines += [f"## {t.target_name} (`{t.target}`): {t.device_summary}", "", f"**{t.verdict}**", ""]
+        if t.probing:
+            lines += [f"Probing: {t.probing}.", ""]
         for label, c in (("Pick", t.pick), ("Best small", t.small), ("Best large", t.large)):
             if c is not None:
                 lines.append(f"- {label}: {c.model} ({c.format}), quality proxy {_q(c)}, p95 {secs(c.e2e_p95_ms)}, "
@@ -41,7 +45,7 @@ def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
         lines += ["", "| model | format | tier | quality* | memory | TTFT | p95 e2e | tok/s | basis | $/Mtok | frontier | result |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cands = [c for c in rec.candidates if c.target == t.target]
-        cands.sort(key=lambda c: (not c.passed, rank_key(c)))
+        cands.sort(key=table_key)
         lines += [_row(c) for c in cands[: max_rejected]]
         lines.append("")
     g = rec.generation

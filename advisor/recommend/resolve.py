@@ -89,6 +89,8 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
             raise UsageError("--user-models-only needs models from --catalog, ADVISOR_CATALOG_PATH, --hf-cache "
                              "or --models-dir")
         models = [m for m in models if m.id in mine]
+    for target in targets:
+        refuse_unrunnable(cat, runtime, target)
     return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
                 runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths),
                 allow_unscored=allow_unscored, notes=notes)
@@ -99,6 +101,40 @@ def _runtime_for(plan: Plan, local: bool, kind: str) -> RuntimeProfile:
 
     rts = plan.catalog.runtimes
     return resolve_runtime(rts, plan.runtime or default_runtime_id(rts, local=local, device_kind=kind))
+
+
+def device_kind(catalog: Catalog, target: str) -> tuple[str, str]:
+    """("gpu" or "cpu", what the target is) for `local` (detected) or a named target."""
+    if target == "local":
+        from advisor.hardware.profile import detect_profile
+
+        prof = detect_profile(include_torch=False)
+        if prof.gpu_count:
+            return "gpu", f"this machine ({prof.gpu_count} GPU)"
+        return "cpu", "this machine (no GPU found)"
+    hw = catalog.target(target)
+    return hw.kind, f"{target} ({hw.name}, a {hw.kind.upper()} target)"
+
+
+def refuse_unrunnable(catalog: Catalog, runtime: str | None, target: str) -> None:
+    """A runtime/target pair the runtime profile cannot describe is refused before any estimate, in one
+    line (exit 2), instead of a table of candidates that were never estimated. No runtime given: each
+    target gets its default, which always runs there."""
+    if runtime is None:
+        return
+    from advisor.estimate.engine import resolve_runtime
+
+    profile = resolve_runtime(catalog.runtimes, runtime)
+    kind, what = device_kind(catalog, target)
+    if kind in profile.devices:
+        return
+    others = sorted(r.id for r in catalog.runtimes.values() if kind in r.devices)
+    kinds = "/".join(k.upper() for k in profile.devices)
+    gpus = sorted(t.id for t in catalog.targets.values() if t.kind in profile.devices)[:3]
+    raise UsageError(f"--runtime {runtime} cannot run on {what}: the {profile.id} profile models "
+                     f"{kinds} devices only",
+                     hint=f"use {' or '.join('--runtime ' + o for o in others) or '--runtime transformers'} here, or a "
+                          f"{kinds} --target such as {', '.join(gpus)}")
 
 
 def describe_target(target: str, plan: Plan) -> TargetSpec:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from advisor.estimate.schema import Basis
 from advisor.rules.limits import Limits
@@ -73,10 +73,20 @@ class Candidate(BaseModel):
     reasons: list[str] = Field(default_factory=list)      # why rejected, with numbers
     binding: list[str] = Field(default_factory=list)      # constraint keys that rejected it
     on_frontier: bool = False
+    rank: int | None = None                      # 1 = first in the target's table (advisor.recommend.select.table_key)
+    role: str | None = None                      # "pick", "pick, best large", "best small", "closest large", ...
 
     @property
     def estimated(self) -> bool:
         return self.e2e_p95_ms is not None and self.memory_bytes is not None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def status(self) -> Literal["pass", "rejected", "not-estimated"]:
+        """pass; rejected (with figures and reasons); not-estimated (no figures: `reasons` says why)."""
+        if self.passed:
+            return "pass"
+        return "rejected" if self.estimated else "not-estimated"
 
 
 class GenerationAdvice(BaseModel):
@@ -106,6 +116,7 @@ class TargetRecommendation(BaseModel):
     to_relax: list[str] = Field(default_factory=list)     # what to relax when nothing passes
     what_it_would_take: list[str] = Field(default_factory=list)  # for closest_large
     unscored_passing: int = 0                     # candidates that pass but have no quality proxy (not eligible)
+    probing: str | None = None                    # what probing did for this target (advisor.recommend.engine.probing_status)
     warnings: list[str] = Field(default_factory=list)   # what the screen must say about these figures
 
 
@@ -121,8 +132,10 @@ class Recommendation(BaseModel):
     latency_budget_ms: float                     # effective end-to-end p95 budget
     quality_proxy: str                           # the task profile's proxy description
     catalog_version: str
+    # the serving runtime the estimates model: one id, or "target=id, ..." when targets differ
+    runtime: str = "transformers"
     targets: list[TargetRecommendation]
-    candidates: list[Candidate]
+    candidates: list[Candidate]                  # per target, in table order (rank 1 first)
     generation: GenerationAdvice
     notes: list[str] = Field(default_factory=list)
     hardware: dict | None = None                 # HardwareProfile (model_dump) of the local machine, if used

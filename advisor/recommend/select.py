@@ -24,6 +24,28 @@ def rank_key(c: Candidate) -> tuple:
             c.memory_bytes if c.memory_bytes is not None else inf, c.key)
 
 
+def table_key(c: Candidate) -> tuple:
+    """The order of every table (terminal, report.md, MLflow, recommendation.json): passing candidates
+    first, then rejected ones with figures, then those never estimated; each group by rank_key."""
+    return (not c.passed, not c.estimated, rank_key(c))
+
+
+def roles(pick: Candidate | None, small: Candidate | None, large: Candidate | None,
+          closest: Candidate | None = None) -> dict[str, str]:
+    """key -> "pick", "pick, best large", "best small", "closest large", ... for the table's pick column."""
+    out: dict[str, list[str]] = {}
+    for label, c in (("pick", pick), ("best small", small), ("best large", large), ("closest large", closest)):
+        if c is not None and label not in out.get(c.key, []):
+            out.setdefault(c.key, []).append(label)
+    return {k: ", ".join(v) for k, v in out.items()}
+
+
+def in_table_order(cands: list[Candidate], labels: dict[str, str]) -> list[Candidate]:
+    """The target's candidates sorted by table_key, numbered (rank 1 first) and labelled with their role."""
+    ordered = sorted(cands, key=table_key)
+    return [c.model_copy(update={"rank": i, "role": labels.get(c.key)}) for i, c in enumerate(ordered, 1)]
+
+
 def best(cands: list[Candidate]) -> Candidate | None:
     return min(cands, key=rank_key) if cands else None
 

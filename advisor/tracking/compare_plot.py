@@ -16,7 +16,8 @@ def compare_png(rows: list[dict], path: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    labels = [f"{r['profile']}\n{r['task']}: {r['pick'] or 'no pick'}" for r in rows]
+    labels = [f"{r['profile']}" + ("" if r.get("target") in (None, "local") else f" -> {r['target']} (what-if)")
+              + f"\n{r['task']}: {r['pick'] or 'no pick'}" for r in rows]
     height = max(2.8, 0.75 * len(rows) + 1.6)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5.2 * len(PANELS), height), sharey=True)
     colors = plt.get_cmap("tab10")

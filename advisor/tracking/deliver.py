@@ -31,6 +31,15 @@ KIND_LOGGERS: dict[str, str] = {
     "probe": "advisor.tracking.simple_runs:log_probe",
 }
 
+EXPERIMENT_DESCRIPTION = (
+    "model-advisor: which language model to deploy on which hardware.\n\n"
+    "- one run per `advisor recommend`: the run's name is the pick; its description says where every figure "
+    "comes from (basis, runtime, probing, catalog); the `candidates.json` table has every candidate with "
+    "status and reason; `pareto.png` plots quality proxy against p95 latency for each target\n"
+    "- one run per `advisor check` (the pre-deployment gate): params are the policy, `passed` is 1 or 0\n"
+    "- `advisor.gpu.*` / `advisor.cpu.*` tags describe the machine the advisor ran on; `advisor.target.*` the "
+    "hardware the figures are for\n"
+    "- `advisor compare` shows the latest pick per machine and target side by side")
 TAG_REPORT_ID = "advisor.report_id"
 TAG_KIND = "advisor.kind"
 TAG_COMPLETE = "advisor.complete"
@@ -82,6 +91,7 @@ def send(folder: Path | str, *, tracking_uri: str | None = None, experiment: str
         with connection.bounded_http(), contextlib.redirect_stdout(sys.stderr):
             mlflow_client = connection.client(uri)
             exp_id = connection.ensure_experiment(mlflow_client, exp_name)
+            describe_experiment(mlflow_client, exp_id)
             done = _settle_previous(mlflow_client, exp_id, report_id)
             if done is None:
                 run_id = _create_run(mlflow_client, exp_id, manifest, payload)
@@ -103,6 +113,13 @@ def send(folder: Path | str, *, tracking_uri: str | None = None, experiment: str
     except (OSError, AdvisorError) as exc:   # sent; a re-send finds the run and does not duplicate
         warnings.warn(f"sent as run {final_id} but could not update {folder}/manifest.json: {exc}")
     return Delivery(folder, report_id, kind, final_id, done is not None, connection.redact(uri), exp_name)
+
+
+def describe_experiment(mlflow_client, exp_id: str) -> None:
+    """Give the experiment a description (shown above its runs table) unless it has one already."""
+    exp = mlflow_client.get_experiment(exp_id)
+    if not (exp.tags or {}).get("mlflow.note.content"):
+        mlflow_client.set_experiment_tag(exp_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
 
 
 def infra_error(uri: str, folder: Path, exc: BaseException) -> InfraError:

@@ -5,12 +5,19 @@ Timing (CPU or whatever the model runs on, in this process):
   latency_row_p50/p95_ms   one row per call, after `warmup` calls, `repeats` times over <= max_rows rows
   latency_batch_p50/p95_ms all (<= max_rows) rows in one call, `repeats` times
   rows_per_s               rows / batch p50
-  python_peak_mb           tracemalloc peak during one batch call (Python allocations only)
+  predict_peak_mb          how far this process's resident memory rose above where it stood during one
+                           batch call: Python objects and torch tensors alike (Linux: the kernel's peak
+                           counter, reset just before the call; elsewhere sampled every 2 ms)
+  cuda_peak_mb             torch's peak CUDA allocation during that call, when the model uses CUDA
   peak_rss_mb              the process's peak resident set (ru_maxrss; includes everything before)
 Fit: when a transformers config.json is found (evaluator_config["hf_config"], a pyfunc artifact
 holding one, or a transformers pipeline's model config), each id in evaluator_config["targets"]
 is estimated with advisor.estimate.engine.estimate (spec basis, no probes) -> <target>/memory_gb,
 <target>/fits, <target>/e2e_p95_ms, <target>/ttft_ms, <target>/tokens_per_s.
+  fit_estimated            1 when a config.json was found and read, else 0 (the notes say why)
+  fit_targets_failed       targets that could not be estimated (unknown id, ...), with a note each
+The settings (DEFAULTS overlaid with evaluator_config) are logged as params `advisor.<key>`, and the
+notes as the tag `advisor.evaluation.notes`, so a reader never needs evaluation.json to see a failure.
 Every metric is prefixed `advisor/`.
 """
 
@@ -47,7 +54,6 @@ def time_predict(predict: Callable[[Any], Any], features: Any, *, warmup: int = 
                  max_rows: int = 32) -> dict[str, Any]:
     """Latency and memory of `predict` on the dataset's rows; returns metrics and raw spreads."""
     import resource
-    import tracemalloc
 
     from advisor.estimate.schema import Spread
 
@@ -60,12 +66,8 @@ def time_predict(predict: Callable[[Any], Any], features: Any, *, warmup: int = 
         predict(rows[0])
     per_row = [_timed(lambda r=r: predict(r)) for _ in range(max(1, repeats)) for r in rows]
     per_batch = [_timed(lambda: predict(batch)) for _ in range(max(1, repeats))]
-    tracemalloc.start()
-    try:
+    with PeakMemory() as mem:
         predict(batch)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
     row, bat = Spread.from_values(per_row), Spread.from_values(per_batch)
     metrics = {
         "rows": float(len(rows)),
@@ -75,10 +77,88 @@ def time_predict(predict: Callable[[Any], Any], features: Any, *, warmup: int = 
         "latency_batch_p50_ms": bat.p50,
         "latency_batch_p95_ms": bat.p95,
         "rows_per_s": len(rows) / (bat.p50 / 1000.0) if bat.p50 > 0 else 0.0,
-        "python_peak_mb": peak / 1e6,
+        "predict_peak_mb": mem.rise_bytes / 1e6,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
     }
+    if mem.cuda_bytes is not None:
+        metrics["cuda_peak_mb"] = mem.cuda_bytes / 1e6
     return {"metrics": metrics, "row_ms": row.model_dump(), "batch_ms": bat.model_dump()}
+
+
+class PeakMemory:
+    """How far resident memory rises during the enclosed call, torch tensors included (tracemalloc sees
+    only Python's own allocations: 0.07 MB for a torch model). Linux resets the kernel's high-water mark
+    (VmHWM, /proc/self/clear_refs) and reads it after; elsewhere a thread samples the RSS."""
+
+    def __init__(self, interval_s: float = 0.002):
+        self.interval_s = interval_s
+        self.rise_bytes = 0
+        self.cuda_bytes: int | None = None
+        self._hwm = False
+
+    @staticmethod
+    def _status_kb(field: str) -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+    def __enter__(self):
+        import sys
+        import threading
+
+        import psutil
+
+        self._torch = sys.modules.get("torch")   # only when the model already imported it
+        if self._torch is not None and self._torch.cuda.is_available() and self._torch.cuda.is_initialized():
+            self._torch.cuda.reset_peak_memory_stats()
+            self._cuda_base = self._torch.cuda.memory_allocated()
+        else:
+            self._torch = None
+        self._proc = psutil.Process()
+        self.baseline = self._proc.memory_info().rss
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+                fh.write("5")   # reset the peak RSS to the current RSS (Linux >= 4.0)
+            self._hwm = self._status_kb("VmHWM") is not None
+        except OSError:
+            self._hwm = False
+        self._peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = None
+        if not self._hwm:
+            def sample():
+                while not self._stop.is_set():
+                    self._peak = max(self._peak, self._proc.memory_info().rss)
+                    self._stop.wait(self.interval_s)
+            self._thread = threading.Thread(target=sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        peak = (self._status_kb("VmHWM") if self._hwm else None) or max(self._peak, self._proc.memory_info().rss)
+        self.rise_bytes = max(0, peak - self.baseline)
+        if self._torch is not None:
+            self.cuda_bytes = max(0, self._torch.cuda.max_memory_allocated() - self._cuda_base)
+        return False
+
+
+def evaluation_params(config: dict) -> dict[str, str]:
+    """The evaluator's effective settings as run params (advisor.<key>)."""
+    out = {}
+    for key in DEFAULTS:
+        value = config.get(key)
+        out[f"advisor.{key}"] = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    if config.get("hf_config"):
+        out["advisor.hf_config"] = str(config["hf_config"])
+    return out
 
 
 def _config_from_path(path: Path) -> dict | None:
@@ -151,7 +231,9 @@ def estimate_fit(hf_config: dict, origin: str, config: dict) -> tuple[dict[str, 
 def evaluate_model(model: Any, features: Any, evaluator_config: dict | None) -> tuple[dict[str, float], dict]:
     """Metrics (prefixed advisor/) and a JSON-able report for one model on one dataset."""
     config = {**DEFAULTS, **(evaluator_config or {})}
-    report: dict[str, Any] = {"config": {k: config[k] for k in DEFAULTS}}
+    notes: list[str] = []
+    report: dict[str, Any] = {"config": {k: config[k] for k in DEFAULTS}, "params": evaluation_params(config),
+                              "notes": notes}
     metrics: dict[str, float] = {}
     if model is not None:
         timing = time_predict(model.predict, features, warmup=int(config["warmup"]),
@@ -159,8 +241,23 @@ def evaluate_model(model: Any, features: Any, evaluator_config: dict | None) -> 
         metrics.update(timing["metrics"])
         report["timing"] = timing
     hf_config, origin = find_hf_config(model, config)
-    if hf_config is not None:
+    targets = [str(t) for t in config.get("targets") or []]
+    if hf_config is None:
+        metrics["fit_estimated"] = 0.0
+        where = f"evaluator_config hf_config={config['hf_config']!r}" if config.get("hf_config") else \
+            "the model's artifacts (or evaluator_config hf_config)"
+        notes.append(f"fit not estimated: no transformers config.json in {where}"
+                     + (f"; targets {', '.join(targets)} were not checked" if targets else ""))
+    else:
         fit_metrics, details = estimate_fit(hf_config, origin or "config.json", config)
         metrics.update(fit_metrics)
         report["fit"] = {"source": origin, **details}
+        if isinstance(details.get("error"), str):   # the config itself (per-target errors are dicts)
+            metrics["fit_estimated"] = 0.0
+            notes.append(f"fit not estimated: the config.json from {origin} could not be read ({details['error']})")
+        else:
+            metrics["fit_estimated"] = 1.0
+            failed = {k: v["error"] for k, v in details.items() if isinstance(v, dict) and "error" in v}
+            metrics["fit_targets_failed"] = float(len(failed))
+            notes += [f"fit on {k} not estimated: {v}" for k, v in failed.items()]
     return {PREFIX + k: float(v) for k, v in metrics.items()}, report

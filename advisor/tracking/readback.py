@@ -1,7 +1,9 @@
-"""Read advisor recommendation runs back from MLflow: the latest pick per (hardware profile, task).
+"""Read advisor recommendation runs back from MLflow: the latest pick per (machine, target, task).
 
-A hardware profile is the run's advisor.hardware.fingerprint, else its GPU name and count, else its
-target. Only complete runs count (tag advisor.complete=true, status FINISHED).
+A machine is the run's advisor.hardware.fingerprint, else its GPU name and count; the target is what
+the figures are for (`local`, or a named target run from that machine as a what-if), so a what-if
+never hides the machine's own local pick. Only complete runs count (tag advisor.complete=true, status
+FINISHED). A sqlite store that does not exist yet is read as empty and never created.
 """
 
 from __future__ import annotations
@@ -16,20 +18,33 @@ MAX_RUNS = 5000
 
 
 def profile_label(tags: dict) -> str:
+    """The machine the run was made on (a named target's run still names its host, not the target)."""
     name = tags.get("advisor.gpu.name")
     if name and name != "none":
         return f"{tags.get('advisor.gpu.count', '1')} x {name}"
-    if tags.get("advisor.device_summary"):
-        return tags["advisor.device_summary"]
-    return tags.get("advisor.cpu.model") or tags.get("advisor.target") or "unknown"
+    if tags.get("advisor.cpu.model"):
+        return f"{tags['advisor.cpu.model']} (no GPU)"
+    return tags.get("advisor.device_summary") or tags.get("advisor.target") or "unknown"
 
 
-def profile_key(tags: dict) -> str:
+def profile_key(tags: dict) -> tuple[str, str]:
+    """(machine, target): the fingerprint (else GPU name and count) of the machine, and the target."""
     if tags.get("advisor.hardware.fingerprint"):
-        return tags["advisor.hardware.fingerprint"]
-    if tags.get("advisor.gpu.name"):
-        return f"{tags['advisor.gpu.name']} x{tags.get('advisor.gpu.count', '1')}"
-    return tags.get("advisor.target") or "unknown"
+        machine = tags["advisor.hardware.fingerprint"]
+    elif tags.get("advisor.gpu.name"):
+        machine = f"{tags['advisor.gpu.name']} x{tags.get('advisor.gpu.count', '1')}"
+    else:
+        machine = tags.get("advisor.cpu.model") or "unknown"
+    return machine, tags.get("advisor.target") or "local"
+
+
+def sqlite_path(uri: str):
+    """The file of a sqlite:/// tracking URI (None for other stores)."""
+    from pathlib import Path
+
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
 
 
 def row_of(run) -> dict:
@@ -43,7 +58,8 @@ def row_of(run) -> dict:
         "gpu_memory_gb": tags.get("advisor.gpu.memory_gb"),
         "cpu_model": tags.get("advisor.cpu.model"),
         "task": tags.get("advisor.task"),
-        "target": tags.get("advisor.target"),
+        "target": tags.get("advisor.target") or "local",
+        "figures_for": tags.get("advisor.target.devices") or tags.get("advisor.device_summary"),
         "pick": tags.get("advisor.pick"),
         "status": tags.get("advisor.status"),
         "verdict": tags.get("advisor.verdict"),
@@ -60,6 +76,9 @@ def load_picks(*, experiment: str | None = None, task: str | None = None,
         raise UsageError(f"invalid task name {task!r}")
     uri = connection.resolve_tracking_uri(tracking_uri)
     name = connection.resolve_experiment(experiment)
+    db = sqlite_path(uri)
+    if db is not None and not db.is_file():
+        return []  # nothing was ever logged there; opening it would create an empty store
     filters = ["tags.`advisor.kind` = 'recommendation'", "tags.`advisor.complete` = 'true'",
                "attributes.status = 'FINISHED'"]
     if task:
@@ -79,8 +98,10 @@ def load_picks(*, experiment: str | None = None, task: str | None = None,
 
         cause = connection.redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:240]
         raise InfraError(f"cannot read runs from MLflow at {connection.redact(uri)}", hint=cause) from exc
-    latest: dict[tuple[str, str], dict] = {}
+    latest: dict[tuple[str, str, str], dict] = {}
     for run in runs:
-        key = (profile_key(run.data.tags), run.data.tags.get("advisor.task") or "")
+        key = (*profile_key(run.data.tags), run.data.tags.get("advisor.task") or "")
         latest.setdefault(key, row_of(run))
-    return sorted(latest.values(), key=lambda r: (r["task"] or "", r["profile"], r["fingerprint"] or ""))
+    # this machine's own pick first, then its what-ifs on named targets
+    return sorted(latest.values(), key=lambda r: (r["task"] or "", r["profile"], r["fingerprint"] or "",
+                                                   r["target"] != "local", r["target"]))
