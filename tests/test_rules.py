@@ -160,3 +160,160 @@ def test_an_engine_that_keeps_memory_free_is_not_charged_the_default_headroom_ag
     assert [r.status for r in memory_results(fig, asked.headroom_for(fig))] == ["pass", "fail"]
     eager = Figures(format="bf16", memory_verdict="fits", memory_bytes=9.5e9, memory_available_bytes=10e9)
     assert default.headroom_for(eager) == 0.10
+
+
+# --- every message, value and violation pinned (what a mutation of the table would change) ---------
+
+from dataclasses import FrozenInstanceError  # noqa: E402
+
+from advisor.rules.table import (RuleResult, ThresholdRule, format_result, gb, licence_result,  # noqa: E402
+                                 secs)
+
+
+@pytest.mark.parametrize("ms,text", [(None, "-"), (999.4, "999 ms"), (999.6, "1000 ms"), (1000.0, "1.00 s"),
+                                     (12345.0, "12.35 s")])
+def test_seconds_are_written_like_the_table(ms, text):
+    assert secs(ms) == text
+
+
+@pytest.mark.parametrize("n,text", [(None, "-"), (1.5e9, "1.5 GB"), (999_999_999, "1.0 GB"), (0, "0.0 GB")])
+def test_gigabytes_are_written_like_the_table(n, text):
+    assert gb(n) == text
+
+
+def test_result_objects_are_frozen():
+    r = threshold_result(RULES_BY_KEY["max_ttft_ms"], FIG, 200.0, required=True)
+    with pytest.raises(FrozenInstanceError):
+        r.status = "pass"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        FIG.quality = 1.0  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        RULES_BY_KEY["max_ttft_ms"].unit = "s"  # type: ignore[misc]
+    with pytest.raises(FrozenInstanceError):
+        RuleSet(limits=Limits()).latency_note = "x"  # type: ignore[misc]
+    assert r.failed and not threshold_result(RULES_BY_KEY["max_ttft_ms"], FIG, 400.0, required=True).failed
+
+
+@pytest.mark.parametrize("key,limit,message", [
+    ("max_latency_ms", 2500.0, "p95 end-to-end 2.00 s within the budget of 2.50 s (spec)"),
+    ("max_ttft_ms", 200.0, "time to first token 300 ms exceeds the limit of 200 ms (spec)"),
+    ("min_tokens_per_s", 80.0, "throughput 50.0 tokens/s is below the minimum of 80.0 tokens/s (spec)"),
+    ("min_tokens_per_s", 40.0, "throughput 50.0 tokens/s meets the minimum of 40.0 tokens/s (spec)"),
+    ("min_quality", 75.0, "quality proxy 60.0 is below the minimum of 75.0"),
+    ("max_params", 2e9, "parameters 3.0B exceeds the limit of 2.0B"),
+])
+def test_threshold_messages(key, limit, message):
+    assert threshold_result(RULES_BY_KEY[key], FIG, limit, required=True).message == message
+
+
+def test_threshold_result_carries_unit_basis_and_the_suffix():
+    r = threshold_result(RULES_BY_KEY["max_latency_ms"], FIG, 1000.0, required=True, suffix=" (task default)")
+    assert (r.unit, r.basis, r.check, r.rule) == ("ms", "spec", "latency-p95", "max_latency_ms")
+    assert r.message.endswith("(spec) (task default)") and r.violation == pytest.approx(1.0)
+    q = threshold_result(RULES_BY_KEY["min_quality"], FIG, 50.0, required=True)
+    assert (q.unit, q.basis) == ("points", "proxy") and "(" not in q.message
+    zero = Figures(format="bf16", tokens_per_s=0.0)
+    z = threshold_result(RULES_BY_KEY["min_tokens_per_s"], zero, 10.0, required=True)
+    assert z.status == "fail" and z.violation == pytest.approx(10.0 / 1e-9 - 1)     # never a division by zero
+
+
+def test_unknown_figures_say_how_to_make_them_fail():
+    rule = RULES_BY_KEY["min_quality"]
+    soft = threshold_result(rule, Figures(format="bf16"), 50, required=False)
+    assert soft.message == ("unscored: too few published scores for this task's quality proxy "
+                            "(not a failure; require 'quality-proxy' to fail)")
+    assert (soft.value, soft.limit, soft.basis, soft.violation) == (None, 50, "unknown", 0.0)
+    hard = threshold_result(RULES_BY_KEY["max_latency_ms"], Figures(format="bf16"), 50, required=True)
+    assert (hard.status, hard.message, hard.violation) == ("fail", "not estimated", 1.0)
+
+
+def test_memory_messages_values_and_violations_by_hand():
+    fits = Figures(format="bf16", memory_verdict="fits", memory_bytes=8.0e9, memory_available_bytes=10e9,
+                   memory_basis="calibrated")
+    fit_r, head_r = memory_results(fits, 0.25)                        # limit 10 x 0.75 = 7.5 GB
+    assert (fit_r.status, fit_r.value, fit_r.limit, fit_r.unit, fit_r.basis) == ("pass", 8.0, 10.0, "GB", "calibrated")
+    assert fit_r.message == "needs 8.0 GB per device of 10.0 GB" and fit_r.violation == 0.0
+    assert (head_r.status, head_r.limit) == ("fail", 7.5)
+    assert head_r.message == "needs 8.0 GB per device, the limit is 7.5 GB, 25% headroom kept free"
+    assert head_r.violation == pytest.approx(8.0 / 7.5 - 1)
+    no_room = memory_results(fits, 0.0)[1]
+    assert no_room.message == "needs 8.0 GB per device, the limit is 10.0 GB" and no_room.status == "pass"
+    offload = Figures(format="bf16", memory_verdict="fits-with-offload", memory_bytes=12e9, memory_available_bytes=10e9)
+    off_fit, off_head = memory_results(offload, 0.1)
+    assert off_fit.status == "fail" and off_fit.violation == 0.5
+    assert off_fit.message == "fits only with CPU offload of weights (slow): needs 12.0 GB per device of 10.0 GB"
+    assert off_head.violation == pytest.approx(0.5)            # max(12 / 9 - 1, the offload penalty 0.5)
+    nofit = Figures(format="bf16", memory_verdict="does-not-fit", memory_bytes=30e9, memory_available_bytes=10e9)
+    nf, nh = memory_results(nofit, 0.5)
+    assert nf.message == "needs 30.0 GB per device, the device offers 10.0 GB" and nf.violation == pytest.approx(2.0)
+    assert nh.violation == pytest.approx(30 / 5 - 1)
+    small = Figures(format="bf16", memory_verdict="does-not-fit", memory_bytes=11e9, memory_available_bytes=10e9)
+    # the headroom violation never reads smaller than the device's own
+    assert memory_results(small, 0.0)[1].violation == pytest.approx(0.1)
+    engine = Figures(format="bf16", memory_verdict="fits", memory_bytes=8e9, memory_available_bytes=9e9,
+                     memory_reserved_fraction=0.1)
+    assert memory_results(engine, 0.0)[1].message == ("needs 8.0 GB per device, the limit is 9.0 GB (the engine uses "
+                                                      "90% of the device and keeps the rest free)")
+    (unknown,) = memory_results(Figures(format="bf16", memory_bytes=1e9, memory_available_bytes=2e9), 0.1)
+    assert (unknown.status, unknown.message, unknown.violation) == ("fail", "memory not estimated", 1.0)
+    assert len(memory_results(Figures(format="bf16", memory_verdict="fits", memory_available_bytes=2e9), 0.1)) == 1
+    assert len(memory_results(Figures(format="bf16", memory_verdict="fits", memory_bytes=1e9), 0.1)) == 1
+
+
+def test_licence_and_format_results_by_hand():
+    lic = get_catalog().licenses
+    ok = licence_result(FIG, ["apache-2.0", "mit"], lic, required=False)
+    assert (ok.status, ok.value, ok.basis, ok.violation) == ("pass", "apache-2.0", "catalog", 0.0)
+    assert ok.message == "licence apache-2.0 is in the allow-list (apache-2.0, mit)"
+    no = licence_result(FIG, ["mit"], lic, required=False)
+    assert (no.status, no.violation, no.message) == ("fail", 1.0, "licence apache-2.0 is not in the allow-list (mit)")
+    outside = Figures(format="bf16")
+    soft = licence_result(outside, ["mit"], lic, required=False)
+    assert (soft.status, soft.violation) == ("unknown", 0.0) and soft.message.endswith("require 'license' to fail)")
+    hard = licence_result(outside, ["mit"], lic, required=True)
+    assert (hard.status, hard.violation) == ("fail", 1.0)
+    assert hard.message == "licence unknown: the model is not in the catalog"
+    f_ok = format_result(FIG, ["bf16", "int8"])
+    assert (f_ok.status, f_ok.message, f_ok.violation) == ("pass", "format bf16 allowed (allowed: bf16, int8)", 0.0)
+    f_no = format_result(FIG, ["int8"])
+    assert (f_no.status, f_no.message, f_no.violation) == ("fail", "format bf16 excluded (allowed: int8)", 1.0)
+
+
+def test_evaluate_applies_exactly_the_rules_that_are_set_in_order():
+    lic = get_catalog().licenses
+    bare = evaluate(FIG, RuleSet(limits=Limits()), lic)
+    assert [r.check for r in bare] == ["fits-memory", "memory-headroom"]
+    full = evaluate(FIG, RuleSet(limits=Limits(max_latency_ms=1e6, max_ttft_ms=1e6, min_tokens_per_s=1,
+                                               min_quality=1, max_params=1e12),
+                                 license=["apache-2.0"], formats=["bf16"], latency_note=" (default)"), lic)
+    assert [r.check for r in full] == ["format", "params", "license", "fits-memory", "memory-headroom", "latency-p95",
+                                       "ttft", "tokens-per-s", "quality-proxy"]
+    assert all(r.status == "pass" for r in full)
+    assert full[5].message.endswith("(default)") and not full[6].message.endswith("(default)")
+    unscored = Figures(format="bf16", memory_verdict="fits", memory_bytes=1e9, memory_available_bytes=2e9)
+    soft = evaluate(unscored, RuleSet(limits=Limits(min_quality=10)), lic)[-1]
+    assert soft.status == "unknown"
+    hard = evaluate(unscored, RuleSet(limits=Limits(min_quality=10), require_known=frozenset({"quality"})), lic)[-1]
+    assert hard.status == "fail"
+    # max_params is always required: a model of unknown size never passes a size limit
+    assert evaluate(unscored, RuleSet(limits=Limits(max_params=1e9)), lic)[0].status == "fail"
+    lic_soft = evaluate(unscored, RuleSet(limits=Limits(), license=["mit"]), lic)[0]
+    lic_hard = evaluate(unscored, RuleSet(limits=Limits(), license=["mit"], require_known=frozenset({"license"})), lic)[0]
+    assert (lic_soft.status, lic_hard.status) == ("unknown", "fail")
+
+
+def test_failures_keep_one_result_per_rule_the_worse_and_the_first_on_a_tie():
+    a = RuleResult("memory", "fits-memory", "fail", 1, 1, "GB", "spec", "a", 0.5)
+    b = RuleResult("memory", "memory-headroom", "fail", 1, 1, "GB", "spec", "b", 0.5)
+    c = RuleResult("memory", "memory-headroom", "fail", 1, 1, "GB", "spec", "c", 0.7)
+    ok = RuleResult("max_ttft_ms", "ttft", "pass", 1, 1, "ms", "spec", "ok", 0.0)
+    unknown = RuleResult("license", "license", "unknown", None, ["mit"], "", "unknown", "u", 0.0)
+    assert [r.message for r in failures([a, b, ok, unknown])] == ["a"]
+    assert [r.message for r in failures([a, c])] == ["c"]
+
+
+def test_a_threshold_rule_names_its_cli_option():
+    rule = ThresholdRule("max_tpot_ms", "tpot", "tpot_ms", "max", "ms", lambda f: "spec", secs, "time per token")
+    assert rule.option_name == "--max-tpot-ms"
+    renamed = ThresholdRule("max_x", "x", "x", "max", "ms", lambda f: "spec", secs, "x", option="--x-limit")
+    assert renamed.option_name == "--x-limit"
