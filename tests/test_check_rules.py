@@ -75,3 +75,13 @@ def test_engine_reserve_replaces_the_default_headroom_in_check():
     assert r["memory-headroom"].status == "pass" and r["memory-headroom"].limit == 10.0   # all the pool offers
     r = by_name(check_results(e, "t", RuleSet(limits=Limits(memory_headroom=0.1)), ENTRY, None, {}))
     assert r["memory-headroom"].status == "fail"
+
+
+def test_values_are_rounded_to_three_decimals_and_the_quality_detail_only_when_given():
+    e = est(p95=2000.123456)
+    r = by_name(check_results(e, "t", RuleSet(limits=Limits(max_latency_ms=3000, min_quality=10)), ENTRY, 60.0, {}))
+    assert r["latency-p95"].value == 2000.123
+    assert "[" not in r["quality-proxy"].message and "[" not in r["latency-p95"].message
+    with_detail = by_name(check_results(e, "t", RuleSet(limits=Limits(max_latency_ms=3000)), ENTRY, 60.0, {},
+                                        quality_detail="ifeval=80"))
+    assert "[" not in with_detail["latency-p95"].message     # the detail belongs to the quality proxy alone

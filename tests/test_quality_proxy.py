@@ -123,3 +123,96 @@ def test_a_model_never_gains_by_lacking_a_score(peers, mine, added, wa, wb, core
         assert without.score is None          # unscored: never picked, never promoted
     else:
         assert with_it.score >= without.score - 1e-9
+
+
+# --- the arithmetic and the labels, pinned (what a mutation of quality.py would change) ----------
+
+from advisor.recommend.quality import MIN_JUDGED_PEERS, MIN_PEERS, Peers, chosen_score  # noqa: E402
+
+
+def test_weights_that_do_not_sum_to_one_are_normalised_by_their_total():
+    ms = [model("m1", {"a": 40, "b": 10}), model("m2", {"a": 60, "b": 50}), model("m3", {"a": 80, "b": 30})]
+    cat = catalog(ms)
+    t = task({"a": 3.0, "b": 1.0})                         # total 4
+    q = quality_score(ms[1], t, "bf16", cat)
+    assert q.score == pytest.approx((3 * 50 + 1 * 100) / 4)
+    assert q.base_score == pytest.approx(q.score) and q.format_delta == 0.0
+    q4 = quality_score(ms[1], t, "int4", cat)               # -2 points x 2.5 per point, whatever the total
+    assert q4.score == pytest.approx(q.score - 5.0) and q4.upper == pytest.approx(q.score - 5.0)
+    assert q4.base_score == pytest.approx(q.score) and q4.format_delta == -2.0
+    unknown_fmt = quality_score(ms[1], t, "q9_z", cat)       # a format the catalog does not list: no delta
+    assert unknown_fmt.score == pytest.approx(q.score) and unknown_fmt.format_delta == 0.0
+
+
+def test_two_models_make_a_comparison_set_and_three_an_llm_judged_one():
+    assert (MIN_PEERS, MIN_JUDGED_PEERS) == (2, 3)
+    two = [model("lo", {"a": 40}), model("hi", {"a": 80})]
+    assert quality_score(two[1], task({"a": 1.0}), "bf16", catalog(two)).score == pytest.approx(100.0)
+    judged = [model("x1", {"judge": 6.0}), model("x2", {"judge": 8.0})]
+    lone = quality_score(judged[1], task({"judge": 1.0}), "bf16", catalog(judged))
+    assert lone.score is None and lone.missing == ["judge (fewer than 3 comparable scores)"]
+
+
+def test_equal_scores_sit_in_the_middle_and_the_span_is_the_range():
+    assert Peers(70.0, 70.0, 3).position(70.0, True) == 50.0
+    assert Peers(70.0, 70.0, 3).position(70.0, False) == 50.0
+    assert Peers(40.0, 80.0, 3).span == 40.0
+    assert Peers(40.0, 80.0, 3).position(50.0, True) == pytest.approx(25.0)
+    assert Peers(40.0, 80.0, 3).position(50.0, False) == pytest.approx(75.0)
+
+
+def test_the_developers_own_score_comes_before_a_third_partys():
+    m = ModelEntry(id="m", name="m", family="t", params_total=10**9, params_source=SRC, architecture=ARCH,
+                   architecture_source=SRC, license="mit", license_source=SRC, benchmarks=[
+                       {"name": "a", "value": 10, "variant": "instruct", "evaluator": "someone-else", "source": SRC},
+                       {"name": "a", "value": 20, "variant": "instruct", "source": SRC},
+                       {"name": "a", "value": 30, "variant": "base", "source": SRC}])
+    assert chosen_score(m, "a", "instruct").value == 20
+    assert chosen_score(m, "a", "base").value == 30
+    assert chosen_score(m, "b", "instruct") is None
+    third_only = m.model_copy(update={"benchmarks": m.benchmarks[:1]})
+    assert chosen_score(third_only, "a", "instruct").value == 10
+
+
+def test_the_scores_used_are_listed_with_shots_evaluator_scale_and_position():
+    ms = [model("m1", {"a": 40, "judge": 6.0}), model("m2", {"a": 60, "judge": 7.0}),
+          model("m3", {"a": 80, "judge": 8.0})]
+    third = ms[1].model_copy(update={"benchmarks": [
+        ms[1].benchmarks[0].model_copy(update={"shots": 5, "evaluator": "qwen3-report"}), ms[1].benchmarks[1]]})
+    cat = catalog([ms[0], third, ms[2]])
+    q = quality_score(third, task({"a": 1.0, "judge": 1.0}), "bf16", cat)
+    assert q.used == ["a=60 (instruct, 5-shot, by qwen3-report; position 50)", "judge=7/10 (instruct; position 50)"]
+    assert q.label == "50.0" and q.variant == "instruct" and q.proxy
+    assert quality_score(model("alone", {}), task({"a": 1.0}), "bf16", cat).label == "unscored"
+
+
+def test_coverage_at_the_minimum_is_enough_and_just_below_is_not():
+    ms = [model("m1", {"a": 40, "b": 10}), model("m2", {"a": 60}), model("m3", {"a": 80, "b": 30})]
+    cat = catalog(ms)
+    at = quality_score(ms[1], task({"a": 1.0, "b": 1.0}, min_coverage=0.5), "bf16", cat)
+    assert at.score == pytest.approx(25.0) and at.coverage == pytest.approx(0.5)
+    below = quality_score(ms[1], task({"a": 1.0, "b": 1.0001}, min_coverage=0.5), "bf16", cat)
+    assert below.score is None and "cover 50% of the task's weight (minimum 50%)" in below.reason
+    none = quality_score(model("x", {"c": 1}), task({"a": 1.0}, min_coverage=0.0), "bf16", cat)
+    assert none.score is None                                # no real score at all is never scored
+
+
+def test_a_core_benchmark_without_a_comparison_set_unscores_the_model():
+    judged = [model("x1", {"judge": 6.0, "a": 40}), model("x2", {"judge": 8.0, "a": 80})]
+    q = quality_score(judged[1], task({"judge": 1.0, "a": 1.0}, core=["judge"]), "bf16", catalog(judged))
+    assert q.score is None and q.reason == "no comparable instruct score for core benchmark(s) judge"
+    # a non-core benchmark of the same name prefix is not mistaken for the core one
+    near = quality_score(judged[1], task({"judge": 1.0, "a": 1.0}, core=["a"]), "bf16", catalog(judged))
+    assert near.score == pytest.approx(50.0)
+
+
+def test_without_a_catalog_there_is_nothing_to_compare_with():
+    m = model("m", {"a": 60})
+    q = quality_score(m, task({"a": 1.0}), "bf16")
+    assert q.score is None and q.missing == ["a (fewer than 2 comparable scores)"]
+
+
+def test_a_benchmark_outside_the_vocabulary_counts_higher_as_better():
+    ms = [model("m1", {"zz": 40}), model("m2", {"zz": 80})]
+    cat = catalog(ms)
+    assert quality_score(ms[1], task({"zz": 1.0}), "bf16", cat).score == pytest.approx(100.0)
