@@ -693,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"checks": [{**{k: v for k, v in vars(c).items() if k != "predict"}, "error": c.error}
                                      for c in checks],
+                          "assumptions": {c.row["id"]: c.assumptions for c in cases if c.assumptions},
                           "skipped": skipped, "summary": {"holdout": s_hold, "fit": s_fit, "all": s_all},
                           "bootlogs": boots, "bootlogs_skipped": boot_skipped, "goals": goals, "notes": notes},
                          indent=1, default=str))
@@ -703,6 +704,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in checks:
             print(f"{c.row:48} {c.runtime:12} {c.metric:32} {c.predicted:10.2f} {c.published:10.2f} "
                   f"{100 * c.error:+7.1f}% {c.split}")
+        print("\nassumptions per row:")
+        for case in cases:
+            if case.assumptions:
+                print(f"  {case.row['id']}: {'; '.join(case.assumptions)}")
     print_summary("HELD-OUT rows (the goals are judged here)", s_hold)
     print_summary("FIT rows (the fitted constants saw these)", s_fit)
     print_summary("ALL rows", s_all)
