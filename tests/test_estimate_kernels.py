@@ -138,3 +138,14 @@ def test_builtin_llama_cpp_lists_its_dec_2023_build_and_generations():
     gpus = [t for t in catalog.targets.values() if t.kind == "gpu" and not t.id.startswith("mi300")]
     assert all(gk.generation(t.id) != "default" for t in gpus), [t.id for t in gpus if gk.generation(t.id) == "default"]
     assert all(0 < v <= 1 for v in gk.matmul_efficiency.values.values())
+
+
+def test_build_ids_must_be_unique(rt):
+    from pydantic import ValidationError
+
+    from advisor.catalog.runtimes import RuntimeProfile
+
+    data = rt.model_dump()
+    data["builds"] = data["builds"] * 2
+    with pytest.raises(ValidationError, match="build ids must be unique"):
+        RuntimeProfile.model_validate(data)

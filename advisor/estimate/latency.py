@@ -7,6 +7,11 @@ GEMMs       = streamed weights / bandwidth + FLOPs / matmul rate for serving eng
               do not overlap the two: the TensorRT-LLM TTFT rows rise linearly from a weight-read intercept);
               max(...) of the two for eager loops, whose host launches also overlap GPU work
               (prefill = max(compute, weight read, host)), as fitted on the H100 reference data.
+Engines with their own kernels (a runtime's `gpu_kernels`, llama.cpp's CUDA backend) prefill in ubatches:
+              per ubatch max(FLOPs / FP16-accumulate rate, FP16 weight read) + (dequantisation + f32 activation
+              + attention-score bytes) / bandwidth + host; their rates and decode layer cost follow the GPU's
+              compute capability. CPU runtimes with per-thread decode kernels take max(weight read, FLOPs on
+              the decode threads) per step; GGUF weights multiply at the ISA's int8 rate.
 TTFT        = the runtime's request floor + waiting for a step + prefill; then serving.py turns steps and
               prefills into per-stream time per output token, end-to-end and throughput at a concurrency.
 Rates come from datasheet peaks x runtime efficiencies (spec), probe rates (calibrated), or a timed probe.
