@@ -17,6 +17,7 @@ HELD OUT; the constants marked "fitted" in catalog/runtimes.yaml were fitted on 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
@@ -40,6 +41,16 @@ SHAREGPT_INPUT = 230     # vllm-project/vllm#18566: 229,711 input tokens over 1,
 SHAREGPT_OUTPUT = 194    # sgl-project/sglang benchmark_vllm_060 README: 4281.51 output tok/s / 22.03 req/s = 194.3
 GPTFAST_NEW = 200        # pytorch-labs/gpt-fast generate.py: max_new_tokens defaults to 200
 LLAMA_BENCH = (512, 128)  # llama-bench defaults (-p 512 -n 128) for rows whose test sizes are not stated
+# The Dec-2023 llama.cpp rows (XiongjieDai/GPU-Benchmarks-on-LLM-Inference, 'LLaMA/' and 'LLaMA 2/' notebooks):
+# `main --no-mmap -ngl 10000 -n 1024 --ignore-eos` on the 'A Tale of Two Cities' prompt, printed as
+# 'prompt eval time = ... / 494 tokens', 'eval time = ... / 1023 runs', 'n_ctx = 512, n_batch = 512'; builds 1671-1691.
+MAIN_DEC2023 = {"prompt": 494, "evals": 1023, "n_ctx": 512, "build": "2023-12"}
+# CPU rows: physical cores the target's peak counts, and the ISA each row's table is labelled with
+CPU_CORES = {"cpu-ryzen9-7950x": 16, "cpu-threadripper-pro-5975wx": 32, "cpu-apple-m2-max": 8}
+CPU_ISA = {"Zen4": ("avx2", "avx512f", "avx512_vnni", "avx512vl"),   # Zen 4: AVX-512 with VNNI
+           "AVX2": ("avx2",),
+           # Apple M2: Armv8.6-A with dotprod and i8mm (LLVM AArch64Processors.td, apple-m2 / apple-a15 features)
+           "ARM_NEON": ("neon", "asimd", "asimddp", "i8mm")}
 
 MODEL_IDS = [("Llama-2-7b", "bench-llama-2-7b"), ("Llama-2-7B", "bench-llama-2-7b"), ("LLaMA 7B", "bench-llama-2-7b"),
              ("LLaMA 2 7B", "bench-llama-2-7b"), ("Llama-2-13", "bench-llama-2-13b"), ("LLaMA 13B", "bench-llama-2-13b"),
@@ -61,10 +72,15 @@ RUNTIMES = {"other": "gpt-fast"}
 # catalog/runtimes.yaml is a code reading or an assumption.
 FIT_PARAMS: dict[str, list[str]] = {
     "llama.cpp": ["bandwidth_efficiency.values.16bit", "bandwidth_efficiency.values.gguf_q4_0",
-                  "bandwidth_efficiency.values.gguf_kquant", "per_layer_overhead_ms.value",
-                  "matmul_efficiency.values.16bit", "matmul_efficiency.values.gguf_q4_0",
-                  "matmul_efficiency.values.gguf_kquant", "prefill_per_layer_overhead_ms.value", "parallel.hop_latency_us.value",
-                  "cpu.bandwidth_efficiency.values.default", "cpu.matmul_efficiency.values.default"],
+                  "bandwidth_efficiency.values.gguf_kquant",
+                  "gpu_kernels.matmul_efficiency.values.sm80", "gpu_kernels.matmul_efficiency.values.sm86",
+                  "gpu_kernels.matmul_efficiency.values.sm89", "gpu_kernels.matmul_efficiency.values.sm90",
+                  "gpu_kernels.layer_overhead_ms.values.sm80", "gpu_kernels.layer_overhead_ms.values.sm86",
+                  "gpu_kernels.layer_overhead_ms.values.sm89", "gpu_kernels.layer_overhead_ms.values.sm90",
+                  "prefill_per_layer_overhead_ms.value", "builds.2023-12.prefill_per_layer_overhead_ms.value",
+                  "parallel.hop_latency_us.value",
+                  "cpu.bandwidth_efficiency.values.default", "cpu.matmul_efficiency.values.default",
+                  "cpu.decode_compute_fraction.value"],
     "tensorrt-llm": ["bandwidth_efficiency.values.16bit", "bandwidth_efficiency.values.fp8",
                      "matmul_efficiency.values.16bit", "matmul_efficiency.values.fp8", "step_overhead_ms.value",
                      "ttft_floor_ms.value", "parallel.allreduce_latency_us.values.nvlink"],
@@ -108,6 +124,31 @@ class Case:
     split_kind: str
     assumptions: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    build: str | None = None                 # an older build of the runtime (runtimes.yaml `builds`)
+    threads: tuple[int, int] | None = None   # CPU rows: prefill and decode threads
+    cpu_flags: tuple[str, ...] = ()
+
+
+def main_decode_context(prompt: int, evals: int, n_ctx: int) -> float:
+    """Mean context of `evals` decode steps of llama.cpp main after a `prompt`-token prompt: when the cache
+    is full it drops half of it (examples/main/main.cpp of Dec 2023, n_keep 0: n_discard = (n_past - 1) / 2)."""
+    n_past, total = prompt, 0
+    for _ in range(evals):
+        if n_past + 1 > n_ctx:
+            n_past -= (n_past - 1) // 2
+        total += n_past
+        n_past += 1
+    return total / evals
+
+
+def cpu_threads(row: dict) -> tuple[int, int]:
+    """The threads of a CPU row's pp and tg tests, as its table prints them ('| 16 | pp512 |', '| 4 | tg128 |')."""
+    import re
+
+    text = row["where_in_source"]
+    pp = re.search(r"\|\s*(\d+)\s*\|\s*pp\d+", text)
+    tg = re.search(r"\|\s*(\d+)\s*\|\s*tg\d+", text)
+    return int(pp.group(1)) if pp else 0, int(tg.group(1)) if tg else 0
 
 
 # --- catalog ------------------------------------------------------------------------------------------------
@@ -124,17 +165,26 @@ def load():
     used = []
     for tid, t in overlay.targets.items():
         builtin = cat.targets.get(tid)
-        if builtin is not None and builtin.interconnect is not None and builtin.gpus_per_node is not None:
-            continue            # hardware.yaml carries the node data now: use it
+        if builtin is not None and (builtin.kind == "cpu" or (builtin.interconnect is not None
+                                                               and builtin.gpus_per_node is not None)):
+            continue            # hardware.yaml carries the target (and a GPU's node data): use it
         cat.targets[tid] = t
-        used.append(tid)
+        used.append(f"{tid} ({'no node data in' if builtin is not None else 'not in'} catalog/hardware.yaml)")
     if used:
-        notes.append(f"hardware from benchmarks/data/hardware-nodes.yaml (hardware.yaml lacks node data): {', '.join(used)}")
+        notes.append(f"hardware from benchmarks/data/hardware-nodes.yaml: {', '.join(used)}")
     return cat, notes
 
 
+def _child(node, key: str):
+    """One step of a constant's path: a dict key, or the entry of a list (`builds`) with that id."""
+    if isinstance(node, list):
+        return next(item for item in node if item.get("id") == key)
+    return node[key]
+
+
 def with_params(rt, values: dict[str, float]):
-    """A copy of a runtime profile with some constants replaced (paths like 'bandwidth_efficiency.values.16bit')."""
+    """A copy of a runtime profile with some constants replaced (paths like 'bandwidth_efficiency.values.16bit',
+    'builds.2023-12.prefill_per_layer_overhead_ms.value')."""
     from advisor.catalog.runtimes import RuntimeProfile
 
     data = rt.model_dump()
@@ -142,7 +192,7 @@ def with_params(rt, values: dict[str, float]):
         node = data
         parts = path.split(".")
         for p in parts[:-1]:
-            node = node[p]
+            node = _child(node, p)
         node[parts[-1]] = v
     return RuntimeProfile.model_validate(data)
 
@@ -150,7 +200,10 @@ def with_params(rt, values: dict[str, float]):
 def get_param(rt, path: str) -> float:
     node = rt.model_dump()
     for p in path.split("."):
-        node = node[p] if p in node else node.get("default", 0.0) if isinstance(node, dict) else node
+        if isinstance(node, dict) and p not in node:
+            node = node.get("default", 0.0)
+        elif isinstance(node, (dict, list)):
+            node = _child(node, p)
     return float(node)
 
 
@@ -189,12 +242,27 @@ def build_case(row: dict, cat) -> Case | str:
 
     ctx = {}   # filled by evaluate(): the bound model
     if runtime == "llama.cpp":
-        p, n = (row["input_tokens"], row["output_tokens"]) if row["input_tokens"] is not None else LLAMA_BENCH
-        if row["input_tokens"] is None:
-            case.assumptions.append("test sizes not stated: llama-bench defaults pp512/tg128 assumed")
-        pp = p if p else n          # tg8192 row: its pp test is pp8192
+        if str(row.get("runtime_version", "")).startswith("Dec 2023"):
+            # main on a 494-token prompt, then 1024 tokens with context shifts (n_ctx 512)
+            pp, context = MAIN_DEC2023["prompt"], main_decode_context(**{k: MAIN_DEC2023[k] for k in
+                                                                            ("prompt", "evals", "n_ctx")})
+            case.build = MAIN_DEC2023["build"]
+            case.assumptions.append(f"Dec-2023 build: main with a {pp}-token prompt, n_ctx 512, 1023 decode steps "
+                                    f"at a mean context of {context:.0f} tokens (the source notebooks)")
+        else:
+            p, n = (row["input_tokens"], row["output_tokens"]) if row["input_tokens"] is not None else LLAMA_BENCH
+            if row["input_tokens"] is None:
+                case.assumptions.append("test sizes not stated: llama-bench defaults pp512/tg128 assumed")
+            pp = p if p else n          # tg8192 row: its pp test is pp8192
+            context = (n - 1) / 2
+        if row["gpus"] == 0:
+            case.threads = cpu_threads(row)
+            isa = next((k for k in CPU_ISA if k in row["where_in_source"]), None)
+            case.cpu_flags = CPU_ISA.get(isa, ())
+            case.assumptions.append(f"CPU threads as stated: prefill {case.threads[0]}, decode {case.threads[1]}; "
+                                    f"ISA {isa or 'unknown'}")
         if m["decode_tokens_per_s_per_stream"]:
-            add("decode", "decode_tokens_per_s_per_stream", lambda: 1e3 / ctx["m"].step_ms(1, (n - 1) / 2))
+            add("decode", "decode_tokens_per_s_per_stream", lambda: 1e3 / ctx["m"].step_ms(1, context))
         if m["prefill_tokens_per_s"]:
             add("ttft/prefill", "prefill_tokens_per_s", lambda: 1e3 * pp / ctx["m"].prefill_ms(1, pp))
     elif runtime == "tensorrt-llm":
@@ -254,12 +322,17 @@ def bind(case: Case, cat, rt):
     fmt = cat.formats[fmt_id]
     if group:
         fmt = fmt.model_copy(update={"group_size": int(group), "scale_bytes": 2.0, "zero_bytes": 2.0})
+    if case.build:
+        rt = rt.for_build(case.build)
     target = cat.targets[case.target]
     device = devmod.from_target(target)
+    if device.kind == "cpu":
+        device = dataclasses.replace(device, cores=CPU_CORES.get(target.id), flags=case.cpu_flags)
     split = Split(case.gpus, case.split_kind) if case.gpus > 1 else Split(1, "none")
     kv_el = 1 if case.fmt == "fp8" and "fp8_kv_cache" in case.row["notes"] else 2
     weights = sum(weight_terms(entry.arch, fmt).values())
-    rates = spec_rates(device, fmt, rt)
+    threads = case.threads or (None, None)
+    rates = spec_rates(device, fmt, rt, threads=threads[0] or None, decode_threads=threads[1] or None)
     model = Model(entry.arch, fmt, weights, kv_el, rt, rates, split, device.link)
 
     def capacity(prompt: int, new: int) -> float:
@@ -620,6 +693,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"checks": [{**{k: v for k, v in vars(c).items() if k != "predict"}, "error": c.error}
                                      for c in checks],
+                          "assumptions": {c.row["id"]: c.assumptions for c in cases if c.assumptions},
                           "skipped": skipped, "summary": {"holdout": s_hold, "fit": s_fit, "all": s_all},
                           "bootlogs": boots, "bootlogs_skipped": boot_skipped, "goals": goals, "notes": notes},
                          indent=1, default=str))
@@ -630,6 +704,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in checks:
             print(f"{c.row:48} {c.runtime:12} {c.metric:32} {c.predicted:10.2f} {c.published:10.2f} "
                   f"{100 * c.error:+7.1f}% {c.split}")
+        print("\nassumptions per row:")
+        for case in cases:
+            if case.assumptions:
+                print(f"  {case.row['id']}: {'; '.join(case.assumptions)}")
     print_summary("HELD-OUT rows (the goals are judged here)", s_hold)
     print_summary("FIT rows (the fitted constants saw these)", s_fit)
     print_summary("ALL rows", s_all)

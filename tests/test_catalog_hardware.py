@@ -76,6 +76,17 @@ def test_every_gpu_device_target_has_a_price_or_says_why_not(cat):
             assert t.price_source and t.price_region and t.price_date, t.id
 
 
+def test_consumer_and_pcie_gpus_carry_their_node(cat):
+    """The node of every GPU the published serving rows use: PCIe links, a sourced count per node."""
+    targets = {t: cat.targets[t] for t in ("rtx3090-24gb", "rtx4090-24gb", "h100-pcie-80gb")}
+    nodes = {t: (x.gpus_per_node, x.interconnect.kind, x.interconnect.bandwidth_gbs) for t, x in targets.items()}
+    assert nodes == {"rtx3090-24gb": (6, "pcie", 64), "rtx4090-24gb": (8, "pcie", 64),
+                     "h100-pcie-80gb": (4, "pcie", 128)}
+    notes = cat.targets["rtx4090-24gb"].notes
+    assert "ASSUMPTION" in notes and "found 8 CUDA devices" in notes
+    assert devmod.from_target(cat.targets["h100-pcie-80gb"]).node_known
+
+
 def test_cloud_instances_point_at_their_device(cat):
     wanted = {"aws-g5.12xlarge": ("a10g-24gb", 4), "aws-g6e.12xlarge": ("l40s-48gb", 4),
               "aws-p4d.24xlarge": ("a100-40gb", 8), "aws-p5.48xlarge": ("h100-sxm-80gb", 8)}

@@ -10,7 +10,7 @@ from advisor.catalog.loader import load_catalog
 from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate.device import DeviceSpec, cpu_peak_tflops, from_profile
-from advisor.estimate.flops import (attention_flops, decode_step_bytes, experts_touched,
+from advisor.estimate.flops import (attention_flops, decode_step_flops, experts_touched, moe_read_fraction,
                                     prefill_activation_traffic, prefill_flops)
 from advisor.estimate.latency import calibrated_rates, latency_estimate, spec_rates
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
@@ -72,6 +72,53 @@ def test_sliding_window_caps_attention_keys():
     assert attention_flops(arch, batch=1, queries=10, context_start=0) == 256 * (55 + 34)
 
 
+def hybrid() -> Architecture:
+    """Qwen3.5's layout, small: layers 0-2 Gated DeltaNet, layer 3 full attention (full_attention_interval 4);
+    4 query heads of 64."""
+    return Architecture(model_type="qwen3_5_text", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, head_dim=64, intermediate_size=512, vocab_size=1000,
+                        full_attention_interval=4, linear_num_key_heads=2, linear_num_value_heads=4,
+                        linear_key_head_dim=32, linear_value_head_dim=48, linear_conv_kernel_dim=4,
+                        tie_word_embeddings=True)
+
+
+def chunked() -> Architecture:
+    """Llama 4's layout, small: layers 0-2 chunked attention over chunks of 8, layer 3 full; 4 heads of 64."""
+    return Architecture(model_type="llama4_text", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, head_dim=64, intermediate_size=512, vocab_size=1000,
+                        attention_chunk_size=8)
+
+
+def test_only_attention_layers_pay_quadratic_attention():
+    per_key = 4 * 4 * 64                                           # 4 FLOPs x 4 heads x head_dim 64
+    # one full layer: 10 queries see 1..10 keys = 55; the three Gated DeltaNet layers none
+    assert attention_flops(hybrid(), batch=1, queries=10, context_start=0) == per_key * 55
+    assert attention_flops(hybrid(), batch=1, queries=1, context_start=20) == per_key * 21
+    # eager scores: 4 heads x 10 x 10 on the one attention layer, 20 passes of 2 bytes
+    t = prefill_activation_traffic(hybrid(), batch=1, prompt=10, act_bytes=2, hidden_passes=0, ffn_passes=0,
+                                   score_passes=20, logits_passes=0, logits_positions=1)
+    assert t == 4 * 10 * 10 * 20 * 2
+
+
+def test_chunked_layers_see_only_their_own_chunk():
+    per_key = 4 * 4 * 64
+    # full layer 55; each chunked layer: positions 0-7 see 1..8 (36), positions 8, 9 start a new chunk (1 + 2)
+    assert attention_flops(chunked(), batch=1, queries=10, context_start=0) == per_key * (55 + 3 * 39)
+    # the query at position 20 sees 21 keys on the full layer and 20 mod 8 + 1 = 5 on each chunked one
+    assert attention_flops(chunked(), batch=1, queries=1, context_start=20) == per_key * (21 + 3 * 5)
+    # eager rows span the whole prompt on the full layer, a chunk on the others: 4 heads x 10 x (10 + 3 x 8)
+    t = prefill_activation_traffic(chunked(), batch=1, prompt=10, act_bytes=2, hidden_passes=0, ffn_passes=0,
+                                   score_passes=20, logits_passes=0, logits_positions=1)
+    assert t == 4 * 10 * (10 + 3 * 8) * 20 * 2
+
+
+def test_decode_step_flops_are_one_token_of_prefill():
+    body = 2 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128)   # attention + MLP weights, 2 layers
+    # weights, the LM head and 21 keys on each of the two layers
+    assert decode_step_flops(tiny(), batch=1, context=20) == 2 * body + 2 * 1000 * 64 + 256 * 21 * 2
+    assert decode_step_flops(tiny(), batch=3, context=20) == 3 * decode_step_flops(tiny(), batch=1, context=20)
+
+
 def test_prefill_flops_count_lm_head_over_every_prompt_position():
     f = prefill_flops(tiny(), batch=1, prompt=10, logits_all_positions=True)
     body = 2 * (64 * 64 + 2 * 64 * 32 + 64 * 64 + 3 * 64 * 128)   # attention + MLP weights, 2 layers
@@ -93,13 +140,11 @@ def test_moe_decode_reads_only_touched_experts():
     moe = tiny(model_type="mixtral", num_local_experts=4, num_experts_per_tok=2)
     assert experts_touched(moe, 1) == pytest.approx(2.0)
     assert experts_touched(moe, 2) == pytest.approx(4 * (1 - 0.5 ** 2))      # 3 experts expected
-    weights = 1_000_000
     # mlp share of params: 2 layers x (4 x 24,576 + router 256) over the total 268,608
     mlp = 2 * (4 * 24576 + 256)
     total = 64000 + 2 * (12288 + 4 * 24576 + 256) + 320
-    read = decode_step_bytes(weights, moe, batch=1, kv_bytes_at_context=0)
-    assert read == pytest.approx(weights * (1 - mlp / total + mlp / total * 0.5))
-    assert decode_step_bytes(weights, tiny(), batch=1, kv_bytes_at_context=7) == weights + 7
+    assert moe_read_fraction(moe, 1) == pytest.approx(1 - mlp / total + mlp / total * 0.5)
+    assert moe_read_fraction(tiny(), 1) == 1.0                        # a dense model reads everything
 
 
 def test_spec_latency_of_a_bandwidth_bound_70b(tf, F):

@@ -305,6 +305,27 @@ def test_other_pool_kinds(vllm):
     assert em.kv_pool == int(0.5 * (10**6 - 276_096 - 102_400 - 500))    # a fraction of what is free
 
 
+def test_hybrid_sequences_hold_their_recurrent_state_in_the_pool(vllm):
+    # Qwen3.5's layout, small: one full-attention layer (8,192 KV bytes per 16-token block) and three Gated
+    # DeltaNet layers whose state is 3 x ((4 - 1) x 320 x 2 + 4 x 32 x 48 x 4) = 79,488 bytes per sequence
+    arch = Architecture(model_type="qwen3_5_text", hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, head_dim=64, intermediate_size=512, vocab_size=1000,
+                        full_attention_interval=4, linear_num_key_heads=2, linear_num_value_heads=4,
+                        linear_key_head_dim=32, linear_value_head_dim=48, linear_conv_kernel_dim=4,
+                        tie_word_embeddings=True)
+    em = engine_memory(arch, vllm, weights_bytes=200_000, fmt="bf16", kv_element_bytes=2, memory_bytes=2 * 10**6,
+                       split=Split(1, "none"), batch=2, request_tokens=110, max_model_len=200)
+    # budget 1,000,000 - weights 200,000 - profile 100 x (4 x 256 + 2 x 512) x 2 = 409,600 - graphs 300
+    assert em.kv_pool == 390_100 and em.page_bytes == 8192
+    assert em.seq_kv_bytes == 13 * 8192 + 79_488                   # 200 tokens in 13 blocks, plus one state
+    assert em.max_concurrent == 390_100 // 185_984 == 2            # the KV blocks alone would hold 3
+    assert em.request_kv_bytes == 2 * (7 * 8192 + 79_488) and em.fits
+    assert em.terms["recurrent_state_per_sequence"] == 79_488
+    three = engine_memory(arch, vllm, weights_bytes=200_000, fmt="bf16", kv_element_bytes=2, memory_bytes=2 * 10**6,
+                          split=Split(1, "none"), batch=3, request_tokens=110, max_model_len=200)
+    assert not three.fits and "holds 2 of the 3" in three.reason
+
+
 def test_context_engines_allocate_the_context_asked_for(cat):
     lcpp = cat.runtimes["llama.cpp"]
     em = engine_memory(tiny(), lcpp, weights_bytes=TOTAL * 2, fmt="fp16", kv_element_bytes=2, memory_bytes=10**6,
@@ -321,9 +342,13 @@ def _sourced(obj, where: str):
 
     if isinstance(obj, BaseModel):
         if "source" in type(obj).model_fields:
-            assert len(obj.source) >= 8 and "TO-FIT" not in obj.source, f"{where} lacks a source"
+            assert len(obj.source) >= 8 and "TO-FIT" not in obj.source and "PLACEHOLDER" not in obj.source, \
+                f"{where} lacks a source"
         for name in type(obj).model_fields:
             _sourced(getattr(obj, name), f"{where}.{name}")
+    elif isinstance(obj, list):                     # older builds of a runtime
+        for i, item in enumerate(obj):
+            _sourced(item, f"{where}[{i}]")
 
 
 def test_builtin_runtimes_file_is_valid_and_sourced():

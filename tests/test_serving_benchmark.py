@@ -70,3 +70,31 @@ def test_the_script_prints_its_goals(capsys):
     assert set(out["goals"]) == {"coverage", "median", "p90", "bootlogs"}
     assert code == (0 if all(out["goals"].values()) else 1)
     assert out["summary"]["all"]["all"]["coverage"] == 1.0
+
+
+def test_main_keeps_shifting_its_context():
+    # n_ctx 5 after a 4-token prompt: steps at 4, then a full cache drops (5 - 1) // 2 = 2 cells -> 3, 4, 3
+    assert bench.main_decode_context(prompt=4, evals=4, n_ctx=5) == (4 + 3 + 4 + 3) / 4
+    # the Dec-2023 rows: 1,023 steps after 494 tokens in a 512-cell cache stay between 257 and 511 tokens
+    assert bench.main_decode_context(prompt=494, evals=1023, n_ctx=512) == pytest.approx(384.33, abs=0.01)
+
+
+def test_cpu_threads_are_read_from_the_row():
+    row = {"where_in_source": "table: llama 8B Q4_0 | Zen4 | 16 | pp512 | 123.46 ; llama 8B Q4_0 | Zen4 | 4 | tg128"}
+    assert bench.cpu_threads(row) == (16, 4)
+    assert bench.cpu_threads({"where_in_source": "no thread counts"}) == (0, 0)
+
+
+def test_rows_carry_their_build_threads_and_isa():
+    cat, notes = bench.load()
+    cases = {c.row["id"]: c for c in bench.cases_from(cat)[0]}
+    dec = [c for c in cases.values() if str(c.row["runtime_version"]).startswith("Dec 2023")]
+    assert dec and all(c.build == "2023-12" for c in dec)
+    assert {c.target for c in dec if "a100" in c.row["id"]} == {"a100-pcie-80gb"}   # the notebooks' A100 PCIe
+    assert cases["xjd-rtx4090-llama3-8b-q4km"].build is None
+    zen4 = cases["lcpp-mainline-ryzen7950x-llama31-8b-q4_0"]
+    assert zen4.threads == (16, 4) and "avx512_vnni" in zen4.cpu_flags
+    assert cases["lcpp-mainline-m2max-cpu-llama31-8b-q4_0"].cpu_flags[-1] == "i8mm"
+    # hardware.yaml now holds every GPU's node data: the overlay only adds the three CPU targets
+    overlay = next(n for n in notes if "hardware-nodes.yaml" in n)
+    assert "rtx" not in overlay and "h100" not in overlay and overlay.count("cpu-") == 3

@@ -108,13 +108,62 @@ class Parallel(_Strict):
 
 
 class CpuSpec(_Strict):
-    """Rough figures for CPU devices (local CPUs, CPU targets without published peaks)."""
+    """Rough figures for CPU devices (local CPUs, CPU targets without published peaks).
+
+    Optional, for runtimes whose quantised CPU kernels are modelled (llama.cpp): `int8_speedup` scales the
+    fp32 peak to the int8 dot-product rate of the ISA (GGUF formats multiply int8 quants), and
+    `decode_compute_fraction` makes batch-1 decode per-thread compute-bound: a decode step takes the longer
+    of its weight read and its FLOPs at that fraction of the prefill's per-thread rate, on the decode threads.
+    """
 
     flops_per_cycle: SourcedMap               # fp32 FLOPs per core per cycle by ISA flag
     bf16_speedup: SourcedMap                  # bf16 over fp32 by ISA flag
     bandwidth_gbs: Sourced                    # local-CPU bandwidth when nothing is measured
     bandwidth_efficiency: SourcedMap          # kernel key -> fraction of the CPU's datasheet bandwidth
-    matmul_efficiency: SourcedMap             # kernel key -> fraction of the CPU's rough fp32 peak
+    matmul_efficiency: SourcedMap             # kernel key -> fraction of the CPU's rough fp32 (or int8) peak
+    int8_speedup: SourcedMap | None = None    # ISA flag -> int8 dot-product MACs over fp32 FMA MACs per cycle
+    decode_compute_fraction: Sourced | None = None  # batch-1 decode's per-thread rate / the prefill's
+
+
+class GpuKernels(_Strict):
+    """How an engine's own CUDA kernels run a forward, by GPU generation (llama.cpp's CUDA backend).
+
+    Prefill of `ubatch_tokens` at a time: each ubatch dequantises every quantised weight matrix to an
+    FP16 copy (`dequantise_write_bytes` per weight written, the quantised bytes read) unless it has at most
+    `mmq_max_batch` tokens (then the quantised kernels read the weights directly), multiplies in FP16 cuBLAS
+    at `matmul_efficiency[generation]` of the FP16-accumulate tensor peak (the catalog's fp16 peak x
+    `fp16_accumulate_speedup`), and moves f32 activations between the kernels (`activation_bytes`
+    per token per layer, per hidden, KV and FFN channel) and the attention scores of the non-flash path
+    (`score_bytes` per score element, every query row over the whole cache). Decode pays
+    `layer_overhead_ms[generation]` per layer for its small kernels. Generation: the target's compute
+    capability (`compute_capability`, 'sm' + digits), 'default' where unknown.
+    """
+
+    compute_capability: SourcedMap            # target id -> compute capability x 10 (80, 86, 89, 90)
+    fp16_accumulate_speedup: SourcedMap       # target id -> FP16-accumulate tensor rate / catalog fp16 peak
+    matmul_efficiency: SourcedMap             # 'sm80', ... -> fraction of the FP16-accumulate peak
+    layer_overhead_ms: SourcedMap             # 'sm80', ... -> per layer per decode step
+    ubatch_tokens: Sourced                    # tokens per prefill forward (n_ubatch)
+    mmq_max_batch: Sourced                    # at most this many tokens: quantised kernels, no FP16 copy
+    dequantise_write_bytes: Sourced           # bytes written per quantised weight for the FP16 copy
+    activation_bytes: SourcedMap              # 'hidden', 'kv', 'ffn' -> bytes per token per layer per channel
+    score_bytes: Sourced                      # bytes moved per attention-score element (non-flash attention)
+
+    def generation(self, target_id: str | None) -> str:
+        cc = self.compute_capability.values.get(target_id or "")
+        return f"sm{int(cc)}" if cc else "default"
+
+
+class RuntimeBuild(_Strict):
+    """An older build of a runtime whose constants differ: the fields given replace the profile's."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    version: str = Field(min_length=2)
+    version_source: str = Field(min_length=8)
+    per_layer_overhead_ms: Sourced | None = None
+    prefill_overhead_ms: Sourced | None = None
+    prefill_per_layer_overhead_ms: Sourced | None = None
+    ttft_floor_ms: Sourced | None = None
 
 
 class RuntimeProfile(_Strict):
@@ -149,6 +198,8 @@ class RuntimeProfile(_Strict):
     gemm_workspace_bytes: SourcedMap          # cuBLAS workspace by target id ('default' for others)
     cuda_context_bytes: Sourced               # per GPU, outside the allocator and outside any pool budget
     cpu: CpuSpec | None = None
+    gpu_kernels: GpuKernels | None = None     # engine kernels modelled by GPU generation (llama.cpp)
+    builds: list[RuntimeBuild] = Field(default_factory=list)   # older builds with other constants
     notes: str | None = None
 
     @field_validator("id")
@@ -164,8 +215,23 @@ class RuntimeProfile(_Strict):
             raise ValueError("a runtime needs an 'eager' or a 'pool' memory block")
         if "cpu" in self.devices and self.cpu is None:
             raise ValueError("a runtime that runs on CPUs needs a 'cpu' block")
+        ids = self.build_ids()
+        if len(set(ids)) != len(ids):
+            raise ValueError("build ids must be unique")
         return self
 
     @property
     def tensor_parallel(self) -> bool:
         return self.parallel.split == "tensor"
+
+    def build_ids(self) -> list[str]:
+        return [b.id for b in self.builds]
+
+    def for_build(self, build_id: str) -> RuntimeProfile:
+        """This profile with an older build's constants (`llama.cpp@2023-12`); its version says which."""
+        for b in self.builds:
+            if b.id == build_id:
+                changed = {k: v for k, v in b if k not in ("id", "version", "version_source") and v is not None}
+                return self.model_copy(update={**changed, "version": b.version, "version_source": b.version_source,
+                                               "builds": []})
+        raise KeyError(build_id)

@@ -30,6 +30,8 @@ class DeviceSpec:
     link_kind: str | None = None              # interconnect between the node's GPUs (nvlink, pcie)
     link_gbs: float | None = None             # per GPU, both directions, datasheet
     node_known: bool = True                   # False: the target names no node (gpus_per_node unset)
+    cores: int | None = None                  # CPU: physical cores the peak counts (None: unknown)
+    flags: tuple[str, ...] = ()               # CPU: ISA flags (avx2, avx512_vnni, asimddp, i8mm, ...)
 
     @property
     def link(self):
@@ -151,4 +153,4 @@ def from_profile(profile: HardwareProfile, targets: dict[str, HardwareTarget], r
     return DeviceSpec(id="local", name=cpu.model_name or "local CPU", kind="cpu", memory_bytes=int(memory), count=1,
                       bandwidth_gbs=cpu.memory_bandwidth_gbs or runtime.cpu.bandwidth_gbs.value,
                       peak_tflops=peaks, ram_bytes=None,
-                      notes=tuple(notes))
+                      notes=tuple(notes), cores=cores, flags=tuple(f.lower() for f in cpu.flags))

@@ -12,7 +12,8 @@ from advisor.estimate import device as devmod
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.formats import COMMUNITY_LABEL, compute_dtype, format_origin, servable_formats, weight_terms
 from advisor.estimate.latency import Rates, calibrated_rates, latency_estimate, spec_rates
-from advisor.estimate.memory import KV_FORMAT_BYTES, device_share, kv_cache_bytes, kv_element_bytes, memory_breakdown
+from advisor.estimate.memory import (KV_FORMAT_BYTES, device_share, kv_cache_bytes, kv_element_bytes, memory_breakdown,
+                                     recurrent_state_bytes)
 from advisor.estimate.parallel import Split, split_for, valid_degrees
 from advisor.estimate.pool import engine_memory, max_num_seqs
 from advisor.estimate.schema import Estimate, LatencyMeasurement, MeasuredRates, MemoryEstimate
@@ -48,16 +49,23 @@ def _gb(n: float) -> str:
 # --- runtimes -----------------------------------------------------------------------------------------------
 
 def resolve_runtime(runtimes: dict[str, RuntimeProfile], name: str) -> RuntimeProfile:
-    """A runtime by id or alias (Ollama is llama.cpp), case-insensitive."""
-    key = name.strip().lower()
-    if key in runtimes:
-        return runtimes[key]
-    for rt in runtimes.values():
-        if key in (a.lower() for a in rt.aliases):
-            return rt
-    from advisor.errors import unknown_id
+    """A runtime by id or alias (Ollama is llama.cpp), case-insensitive; `id@build` picks one of its older
+    builds (catalog/runtimes.yaml `builds`, e.g. llama.cpp@2023-12)."""
+    key, _, build = name.strip().lower().partition("@")
+    found = runtimes.get(key)
+    if found is None:
+        found = next((rt for rt in runtimes.values() if key in (a.lower() for a in rt.aliases)), None)
+    if found is None:
+        from advisor.errors import unknown_id
 
-    raise unknown_id("runtime", name, runtime_names(runtimes))
+        raise unknown_id("runtime", name, runtime_names(runtimes))
+    if not build:
+        return found
+    if build not in found.build_ids():
+        known = ", ".join(f"{found.id}@{b}" for b in found.build_ids())
+        raise UsageError(f"unknown build '{build}' of runtime {found.id}",
+                         hint=f"known: {known}" if known else f"{found.id} lists no older builds")
+    return found.for_build(build)
 
 
 def runtime_names(runtimes: dict[str, RuntimeProfile]) -> list[str]:
@@ -164,8 +172,10 @@ def memory_for(entry: ModelEntry, fmt: FormatSpec, req: Request, device: DeviceS
                        request_tokens=req.prompt + req.new, max_model_len=req.model_len, target_id=device.workspace_key,
                        memory_fraction=req.memory_fraction)
     kv_total = kv_cache_bytes(arch, req.prompt + req.new, req.batch, kv_el)
+    state = recurrent_state_bytes(arch, req.batch, kv_el)       # hybrid layers: once per sequence
     fraction = (runtime.pool.memory_fraction.value if req.memory_fraction is None else req.memory_fraction)
-    return MemoryView(weights, kv_total, em.activation_peak, weights + kv_total + em.activation_peak, em.overhead,
+    peak = weights + kv_total + state + em.activation_peak
+    return MemoryView(weights, kv_total, em.activation_peak, peak, em.overhead,
                       em.per_device, em.budget, 0, em.fits, "fits" if em.fits else "does-not-fit",
                       em.weights_per_device, em.terms, kv_pool=max(0, em.kv_pool), concurrent=em.max_concurrent,
                       max_model_len=em.max_model_len, memory_fraction=fraction, reason=em.reason)

@@ -7,6 +7,11 @@ GEMMs       = streamed weights / bandwidth + FLOPs / matmul rate for serving eng
               do not overlap the two: the TensorRT-LLM TTFT rows rise linearly from a weight-read intercept);
               max(...) of the two for eager loops, whose host launches also overlap GPU work
               (prefill = max(compute, weight read, host)), as fitted on the H100 reference data.
+Engines with their own kernels (a runtime's `gpu_kernels`, llama.cpp's CUDA backend) prefill in ubatches:
+              per ubatch max(FLOPs / FP16-accumulate rate, FP16 weight read) + (dequantisation + f32 activation
+              + attention-score bytes) / bandwidth + host; their rates and decode layer cost follow the GPU's
+              compute capability. CPU runtimes with per-thread decode kernels take max(weight read, FLOPs on
+              the decode threads) per step; GGUF weights multiply at the ISA's int8 rate.
 TTFT        = the runtime's request floor + waiting for a step + prefill; then serving.py turns steps and
               prefills into per-stream time per output token, end-to-end and throughput at a concurrency.
 Rates come from datasheet peaks x runtime efficiencies (spec), probe rates (calibrated), or a timed probe.
@@ -22,8 +27,8 @@ from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate import serving
 from advisor.estimate.device import DeviceSpec
-from advisor.estimate.flops import (decode_step_flops, experts_touched, prefill_activation_traffic,
-                                    prefill_flops)
+from advisor.estimate.flops import (decode_step_flops, ffn_widths, moe_read_fraction, prefill_activation_traffic,
+                                    prefill_flops, score_elements)
 from advisor.estimate.formats import compute_dtype, embedding_bytes
 from advisor.estimate.memory import activation_bytes, kv_cache_bytes
 from advisor.estimate.parallel import Link, Split, communication_ms, kv_share
@@ -45,31 +50,67 @@ class Rates:
     prefill_overhead_ms: float = 0.0
     ttft_floor_ms: float = 0.0
     dtype: str = "bf16"           # the dtype the matmuls run in
+    # CPU runtimes with per-thread decode kernels (llama.cpp): batch-1 decode's FLOP rate on its threads;
+    # a decode step then takes the longer of its weight read and its FLOPs (they overlap on a core)
+    decode_tflops: float | None = None
+    device_kind: str = "gpu"      # gpu | cpu: which of the runtime's kernel models applies
 
 
-def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile) -> Rates:
+def _cpu_thread_share(device: DeviceSpec, threads: int | None) -> float:
+    """The share of the CPU's peak `threads` threads reach (1 when either count is unknown)."""
+    if not threads or not device.cores:
+        return 1.0
+    return min(1.0, threads / device.cores)
+
+
+def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile, *, threads: int | None = None,
+               decode_threads: int | None = None) -> Rates:
+    """Datasheet peaks x the runtime's efficiencies. `threads` / `decode_threads`: the CPU threads of the
+    prefill and of decode (llama.cpp -t / llama-bench), default all the cores the device counts."""
     dtype = compute_dtype(fmt, device.peak_tflops)
     peak = device.tflops(dtype)
     if not device.bandwidth_gbs or (not peak and device.kind == "gpu"):
         raise UsageError(f"no datasheet peaks are known for '{device.name}'",
                          hint="let the probes measure it (drop --no-probe) or pass --target ID")
     keys = (fmt.kernel_key, fmt.family)
+    per_layer = runtime.per_layer_overhead_ms.value
+    decode_tflops = None
     if device.kind == "gpu":
-        mm = runtime.matmul_efficiency.lookup(*keys)
         bw = runtime.bandwidth_efficiency.lookup(*keys)
         kv = runtime.bandwidth_efficiency.lookup("16bit")
+        gk = runtime.gpu_kernels
+        if gk is not None:
+            # the engine's own kernels: FP16 cuBLAS at the FP16-accumulate rate, by GPU generation
+            gen = gk.generation(device.workspace_key)
+            if dtype == "fp16":
+                peak = (peak or 0.0) * gk.fp16_accumulate_speedup.get(device.workspace_key, 1.0)
+            mm = gk.matmul_efficiency.get(gen)
+            per_layer = gk.layer_overhead_ms.get(gen, per_layer)
+        else:
+            mm = runtime.matmul_efficiency.lookup(*keys)
     else:
-        if runtime.cpu is None:
+        cpu = runtime.cpu
+        if cpu is None:
             raise UsageError(f"the {runtime.id} runtime does not run on CPUs")
-        mm = runtime.cpu.matmul_efficiency.lookup(*keys)
-        bw = runtime.cpu.bandwidth_efficiency.lookup(*keys)
-        kv = runtime.cpu.bandwidth_efficiency.lookup("16bit")
+        mm = cpu.matmul_efficiency.lookup(*keys)
+        bw = cpu.bandwidth_efficiency.lookup(*keys)
+        kv = cpu.bandwidth_efficiency.lookup("16bit")
+        if fmt.family == "gguf" and cpu.int8_speedup is not None and peak:
+            # GGUF quants multiply as int8 dot products: the ISA's int8 rate, not its fp32 FMA rate
+            table = cpu.int8_speedup
+            flags = set(device.flags)
+            peak *= max([v for f, v in table.values.items() if f in flags and f != "default"],
+                        default=table.get(None, 1.0))
+        if peak and cpu.decode_compute_fraction is not None:
+            decode_tflops = (peak * mm * cpu.decode_compute_fraction.value
+                             * _cpu_thread_share(device, decode_threads))
+        peak = (peak or 0.0) * _cpu_thread_share(device, threads)
     return Rates(tflops=(peak or 0.0) * mm, compute_known=bool(peak), bandwidth_gbs=device.bandwidth_gbs * bw,
                  kv_bandwidth_gbs=device.bandwidth_gbs * kv, step_overhead_ms=runtime.step_overhead_ms.value,
-                 per_layer_ms=runtime.per_layer_overhead_ms.value,
+                 per_layer_ms=per_layer,
                  prefill_per_layer_ms=runtime.prefill_per_layer_overhead_ms.value,
                  prefill_overhead_ms=runtime.prefill_overhead_ms.value, ttft_floor_ms=runtime.ttft_floor_ms.value,
-                 basis="spec", dtype=dtype)
+                 basis="spec", dtype=dtype, decode_tflops=decode_tflops, device_kind=device.kind)
 
 
 def calibrated_rates(rates: MeasuredRates, fmt: FormatSpec, runtime: RuntimeProfile) -> Rates:
@@ -98,7 +139,8 @@ def calibrated_rates(rates: MeasuredRates, fmt: FormatSpec, runtime: RuntimeProf
     return Rates(tflops=gemm * runtime.model_matmul_fraction.value, bandwidth_gbs=bandwidth,
                  kv_bandwidth_gbs=rates.bandwidth_gbs, step_overhead_ms=step, per_layer_ms=per_layer,
                  prefill_per_layer_ms=pre_layer, prefill_overhead_ms=pre_fixed,
-                 ttft_floor_ms=runtime.ttft_floor_ms.value, basis="calibrated", dtype=dtype)
+                 ttft_floor_ms=runtime.ttft_floor_ms.value, basis="calibrated", dtype=dtype,
+                 device_kind="gpu" if rates.device.startswith("cuda") else "cpu")
 
 
 def prefill_traffic(arch: Architecture, *, fmt: str, batch: int, prompt: int, runtime: RuntimeProfile) -> float:
@@ -119,13 +161,7 @@ def prefill_traffic(arch: Architecture, *, fmt: str, batch: int, prompt: int, ru
 def streamed_weight_bytes(arch: Architecture, fmt: FormatSpec, weights_bytes: int, batch: float) -> float:
     """Weight bytes one decode step reads: all but the input embedding table (one row per token is
     gathered), and for MoE only the experts the batch's tokens route to (expected count)."""
-    read = float(weights_bytes - embedding_bytes(arch, fmt))
-    if arch.is_moe:
-        pb = param_breakdown(arch)
-        frac_mlp = pb.mlp / pb.total
-        touched = experts_touched(arch, batch) / arch.num_local_experts
-        read *= 1 - frac_mlp + frac_mlp * touched
-    return read
+    return float(weights_bytes - embedding_bytes(arch, fmt)) * moe_read_fraction(arch, batch)
 
 
 @dataclass(frozen=True)
@@ -168,7 +204,12 @@ class Model:
         kv_ms = 1e3 * passes * kv / self._kv_bw
         host = self.rates.step_overhead_ms + a.num_hidden_layers * self.rates.per_layer_ms
         comm = communication_ms(a, self.runtime, sp, self.link, tokens=batch)
-        gemm = max(w_ms, f_ms) if self.runtime.prefill_host_overlap else w_ms + f_ms
+        if self.rates.decode_tflops:
+            # CPU decode threads: each core streams its rows while it multiplies them, the slower one wins
+            f_ms = 1e3 * flops / (self.rates.decode_tflops * 1e12)
+            gemm = max(w_ms, f_ms)
+        else:
+            gemm = max(w_ms, f_ms) if self.runtime.prefill_host_overlap else w_ms + f_ms
         total = gemm + kv_ms + host + comm + self.offload_ms
         return {"weights_ms": w_ms, "compute_ms": f_ms, "kv_ms": kv_ms, "host_ms": host, "comm_ms": comm,
                 "total_ms": total, "bytes": weights + passes * kv}
@@ -178,6 +219,8 @@ class Model:
 
     def prefill_terms(self, batch: int, prompt: int) -> dict[str, float]:
         a, sp, rt = self.arch, self.split, self.runtime
+        if rt.gpu_kernels is not None and self.rates.device_kind == "gpu":
+            return self._ubatched_prefill_terms(batch, prompt)
         pf = prefill_flops(a, batch=batch, prompt=prompt, logits_all_positions=rt.logits_all_positions)
         flops = sum(pf.values()) / sp.tensor
         traffic = prefill_traffic(a, fmt=self.fmt.id, batch=batch, prompt=prompt, runtime=rt) / sp.tensor
@@ -196,6 +239,51 @@ class Model:
                 "host_ms": host, "comm_ms": comm, "total_ms": total, "traffic": traffic,
                 "tflop": sum(pf.values()) / 1e12, "lm_head_tflop": pf["lm_head"] / 1e12,
                 "attention_tflop": pf["attention"] / 1e12}
+
+    def _ubatched_prefill_terms(self, batch: int, prompt: int) -> dict[str, float]:
+        """An engine that runs its own kernels (llama.cpp CUDA, runtimes.py GpuKernels): the prompt in ubatches;
+        each ubatch's GEMMs read an FP16 copy of the weights (dequantised first unless the ubatch is small
+        enough for the quantised kernels) and its f32 activations and attention scores travel through memory
+        between the kernels; a GEMM takes the longer of its FLOPs and reading its weights."""
+        a, sp, rt = self.arch, self.split, self.runtime
+        gk = rt.gpu_kernels
+        pb = param_breakdown(a)
+        linear = pb.matmul_params_active - pb.lm_head_matmul       # weights the layers multiply
+        quantised = not self.fmt.is_float
+        ub = max(1, int(gk.ubatch_tokens.value))
+        act = gk.activation_bytes
+        per_token = (act.get("hidden") * a.hidden_size * a.num_hidden_layers + act.get("ffn") * ffn_widths(a)
+                     + act.get("kv") * sum(s.kv_heads * a.head_size for s in a.layer_plan() if s.keeps_kv))
+        weights = streamed_weight_bytes(a, self.fmt, self.weights_bytes, batch * min(prompt, ub))
+        gemm = traffic = weight_ms = score_el = 0.0
+        done, chunks = 0, 0
+        while done < prompt:
+            n = min(ub, prompt - done)
+            tokens = batch * n
+            flops = 2.0 * tokens * linear + 2.0 * batch * pb.lm_head_matmul * (1 if done + n == prompt else 0)
+            scores = score_elements(a, batch=batch, prompt=n, context_start=done)
+            flops += 4 * a.head_size * scores                      # QK^T and PV over the whole rows
+            small = quantised and n <= gk.mmq_max_batch.value
+            fp16_weights = weights if (small or not quantised) else 2.0 * linear
+            dequant = 0.0 if (small or not quantised) else weights + gk.dequantise_write_bytes.value * linear
+            f_ms = 1e3 * flops / sp.tensor / self._rate
+            w_ms = 1e3 * fp16_weights / sp.tensor / self._bw
+            gemm += max(f_ms, w_ms)
+            weight_ms += w_ms
+            traffic += (dequant + tokens * per_token + gk.score_bytes.value * scores) / sp.tensor
+            score_el += scores
+            done += n
+            chunks += 1
+        elementwise = 1e3 * traffic / self._kv_bw
+        host = chunks * (self.rates.prefill_overhead_ms + a.num_hidden_layers * self.rates.prefill_per_layer_ms)
+        comm = communication_ms(a, rt, sp, self.link, tokens=batch * prompt, act_bytes=activation_bytes(self.fmt.id))
+        compute = gemm + elementwise
+        total = compute + host + comm + self.offload_ms
+        pf = prefill_flops(a, batch=batch, prompt=prompt, logits_all_positions=rt.logits_all_positions)
+        return {"gemm_ms": gemm, "elementwise_ms": elementwise, "compute_ms": compute, "weights_ms": weight_ms,
+                "host_ms": host, "comm_ms": comm, "total_ms": total, "traffic": traffic,
+                "tflop": sum(pf.values()) / 1e12, "lm_head_tflop": pf["lm_head"] / 1e12,
+                "attention_tflop": 4 * a.head_size * score_el / 1e12, "ubatches": chunks}
 
     def prefill_ms(self, batch: int, prompt: int) -> float:
         return self.prefill_terms(batch, prompt)["total_ms"]

@@ -6,7 +6,10 @@ v0.21, the CUDA-graph estimate. The pool is cut into blocks of `block_tokens` to
 pool tokens / max_model_len. The activation peak is the larger of the profiling forward over
 max_num_batched_tokens tokens and the sampler's profile over max_num_seqs sequences x vocab (logged
 'PyTorch activation peak memory'). vLLM refuses to start when the pool cannot hold one max_model_len
-sequence. SGLang, TGI, TensorRT-LLM and llama.cpp follow the other kinds described in runtimes.py.
+sequence. A hybrid model's Gated DeltaNet / Mamba-2 layers keep a fixed-size recurrent state per sequence
+(memory.recurrent_state_bytes), which the pool holds beside that sequence's KV blocks, so every sequence
+costs its KV blocks plus one state. SGLang, TGI, TensorRT-LLM and llama.cpp follow the other kinds described
+in runtimes.py.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 
 from advisor.catalog.runtimes import RuntimeProfile
 from advisor.catalog.schema import Architecture
-from advisor.estimate.memory import activation_bytes, kv_cache_bytes
+from advisor.estimate.memory import activation_bytes, kv_cache_bytes, recurrent_state_bytes
 from advisor.estimate.parallel import Split, kv_share
 
 
@@ -30,8 +33,8 @@ class EngineMemory:
     budget: int                   # what the engine takes on one device
     kv_pool: int                  # KV bytes per device (negative: the budget does not even hold the rest)
     page_bytes: int               # one block of KV per device
-    seq_kv_bytes: int             # one max_model_len sequence per device (block-rounded)
-    request_kv_bytes: int         # the request's batch of prompt + new tokens per device (block-rounded)
+    seq_kv_bytes: int             # one max_model_len sequence per device (block-rounded, with its recurrent state)
+    request_kv_bytes: int         # the request's batch of prompt + new tokens per device (block-rounded, with states)
     max_model_len: int
     max_concurrent: int           # max_model_len sequences the pool holds
     per_device: int               # what the request needs of the budget
@@ -85,8 +88,11 @@ def engine_memory(arch: Architecture, runtime: RuntimeProfile, *, weights_bytes:
     block = max(1, int(pool.block_tokens.value))
     share = kv_share(arch, split)
     page = math.ceil(kv_cache_bytes(arch, block, 1, kv_element_bytes) / share)
-    seq_kv = math.ceil(kv_cache_bytes(arch, _round_up(max_model_len, block), 1, kv_element_bytes) / share)
-    req_kv = batch * math.ceil(kv_cache_bytes(arch, _round_up(request_tokens, block), 1, kv_element_bytes) / share)
+    # fixed-size state of the hybrid layers, once per sequence; its heads divide over the devices as the layers do
+    state = math.ceil(recurrent_state_bytes(arch, 1, kv_element_bytes) / gpus)
+    seq_kv = math.ceil(kv_cache_bytes(arch, _round_up(max_model_len, block), 1, kv_element_bytes) / share) + state
+    req_kv = batch * (math.ceil(kv_cache_bytes(arch, _round_up(request_tokens, block), 1, kv_element_bytes) / share)
+                      + state)
     fraction = pool.memory_fraction.value if memory_fraction is None else memory_fraction
     tokens = profile_tokens(runtime, target_id) if profile_tokens_override is None else profile_tokens_override
     seqs = max_num_seqs(runtime, target_id) if seqs_override is None else seqs_override
@@ -98,6 +104,8 @@ def engine_memory(arch: Architecture, runtime: RuntimeProfile, *, weights_bytes:
     in_budget = pool.graphs_in_budget if graphs_in_budget is None else graphs_in_budget
     context = int(runtime.cuda_context_bytes.value)
     terms = {"weights": weights, **acts, "non_torch": non_torch, "cuda_graphs": graphs, "cuda_context": context}
+    if state:
+        terms["recurrent_state_per_sequence"] = state
 
     if pool.kind == "context":
         # no pool: the context asked for is allocated (batch sequences of max_model_len), plus a compute buffer
@@ -118,8 +126,13 @@ def engine_memory(arch: Architecture, runtime: RuntimeProfile, *, weights_bytes:
         free = memory_bytes - weights - act - context - non_torch
         kv_pool = int(fraction * free) if free > 0 else free
         budget = weights + act + non_torch + max(kv_pool, 0)
-    blocks = max(0, kv_pool) // page if page else 0
-    concurrent = (blocks * block) // max_model_len if max_model_len else 0
+    if state:
+        # a hybrid model's sequence holds its max_model_len KV blocks and one recurrent state
+        concurrent = max(0, kv_pool) // seq_kv
+    else:
+        # pooled tokens / max_model_len, as vLLM logs its maximum concurrency
+        blocks = max(0, kv_pool) // page if page else 0
+        concurrent = (blocks * block) // max_model_len if max_model_len else 0
     need = weights + act + non_torch + (graphs if in_budget and pool.kind == "utilization" else 0) + req_kv
     if kv_pool < seq_kv:
         fits, reason = False, (f"the KV pool cannot hold one sequence of max_model_len {max_model_len} tokens "
