@@ -317,3 +317,29 @@ def test_a_threshold_rule_names_its_cli_option():
     assert rule.option_name == "--max-tpot-ms"
     renamed = ThresholdRule("max_x", "x", "x", "max", "ms", lambda f: "spec", secs, "x", option="--x-limit")
     assert renamed.option_name == "--x-limit"
+
+
+def test_memory_figures_are_gigabytes_rounded_to_three_decimals():
+    fig = Figures(format="bf16", memory_verdict="fits", memory_bytes=8_125_500_000, memory_available_bytes=10_251_000_000)
+    fit_r, head_r = memory_results(fig, 0.2)                      # limit 8.2008 GB
+    assert (fit_r.value, fit_r.limit) == (8.126, 10.251)          # 8.1255 -> 8.126, not 8.1255
+    assert (head_r.value, head_r.limit) == (8.126, 8.201)
+    assert head_r.status == "pass" and head_r.violation == 0.0
+    assert gb(1.05e9) == "1.1 GB"                                 # 1.05 GB, rounded as the table shows it
+    assert threshold_result(RULES_BY_KEY["max_params"], Figures(format="bf16", params_total=1.35e9), 1e12,
+                            required=True).message.startswith("parameters 1.4B")
+    tiny = Figures(format="bf16", memory_verdict="does-not-fit", memory_bytes=3.0, memory_available_bytes=1.0)
+    assert memory_results(tiny, 0.0)[0].violation == pytest.approx(2.0)   # 3 / 1 - 1
+
+
+def test_a_rule_result_passes_with_no_violation_by_default():
+    r = RuleResult("x", "x", "pass", 1.0, 2.0, "ms", "spec", "m")
+    assert r.violation == 0.0 and not r.failed
+
+
+def test_licence_aliases_from_the_catalog_are_used_when_evaluating():
+    lic = get_catalog().licenses
+    spelled = Figures(format="bf16", memory_verdict="fits", memory_bytes=1e9, memory_available_bytes=2e9,
+                      license="Apache License")
+    assert evaluate(spelled, RuleSet(limits=Limits(), license=["apache-2.0"]), lic)[0].status == "pass"
+    assert evaluate(spelled, RuleSet(limits=Limits(), license=["apache-2.0"]), {})[0].status == "fail"
