@@ -109,7 +109,8 @@ def pytest_terminal_summary(terminalreporter):
 # subprocesses, real servers or generated inputs: the PostgreSQL load test, tests that start a real
 # `mlflow server`, the fuzz runs, real-probe and installed-wheel tests.
 SLOW_MODULES = {"test_load_mlflow", "test_fuzz_inputs", "test_faults_mlflow", "test_packaging", "test_security",
-                "test_check_examples", "test_tracking_server", "test_readme_snippets"}
+                "test_check_examples", "test_tracking_server", "test_readme_snippets",
+                "test_lint"}
 SLOW_FIXTURES = {"mlflow_server", "pg_server", "plain_install", "probe_install", "wheel"}
 SLOW_TESTS = {
     "test_real_sigint_stops_a_real_probe_promptly",
