@@ -14,10 +14,15 @@ from advisor.tracking.artifacts import log_files
 from advisor.tracking.limits import param, tag
 
 PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy",
-                "cost_per_mtok_usd", "energy_kwh_per_mtok", "decode_ms_per_token")
+                "cost_per_mtok_usd", "energy_kwh_per_mtok", "decode_ms_per_token",
+                # under a load (recommend --rps / --concurrency)
+                "replicas", "gpus_total", "tensor_parallel", "cost_per_hour_usd", "max_rps_per_replica",
+                "max_clients_per_replica", "ttft_p95_ms", "tpot_p95_ms")
 TABLE_COLUMNS = ("key", "model", "format", "target", "tier", "verdict", "passed", "on_frontier",
                  "memory_gb", "ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "quality_proxy",
-                 "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis", "reasons")
+                 "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis", "reasons",
+                 "tensor_parallel", "replicas", "gpus_total", "cost_per_hour_usd", "max_rps_per_replica",
+                 "ttft_p95_ms", "tpot_p95_ms", "load_bound", "step_bound")
 
 
 def candidate_figures(c: dict) -> dict:
@@ -42,6 +47,15 @@ def pick_metrics(rec: dict) -> dict[str, float]:
                     metrics[name] = float(value)
                 if len(targets) > 1:
                     metrics[f"{outbox.safe_filename(t['target'])}/{name}"] = float(value)
+    plan_key = (rec.get("load") or {}).get("pick")
+    plan_pick = next((c for c in rec.get("candidates") or [] if c.get("key") == plan_key), None) if plan_key else None
+    if plan_pick:   # the capacity plan's answer across every target
+        figures = candidate_figures(plan_pick)
+        for name in ("replicas", "gpus_total", "tensor_parallel", "cost_per_hour_usd", "cost_per_mtok_usd",
+                     "max_rps_per_replica", "ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "quality_proxy"):
+            value = figures.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[f"plan/{name}"] = float(value)
     return metrics
 
 
@@ -61,6 +75,11 @@ def recommendation_params(rec: dict) -> dict[str, str]:
     for key, value in (rec.get("constraints") or {}).items():
         if value is not None:
             params[f"constraint.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+    load = rec.get("load") or {}
+    if load:   # the traffic and the SLOs the capacity plan is for
+        params.update({"load.rps": load.get("rps"), "load.concurrency": load.get("concurrency"),
+                       "slo.max_ttft_ms": load.get("max_ttft_ms"), "slo.max_tpot_ms": load.get("max_tpot_ms"),
+                       "slo.max_latency_ms": load.get("max_latency_ms"), "load.pick": load.get("pick")})
     return {k: param(v) for k, v in params.items() if v is not None}
 
 
@@ -110,10 +129,11 @@ def _ensure_plot(folder: Path, payload: dict) -> None:
     if not have("matplotlib"):  # the core install: the run goes without its plot
         return
     try:
-        from advisor.recommend.plot import pareto_png
+        from advisor.recommend.plot import pareto_png, quality_cost_png
         from advisor.recommend.schema import Recommendation
 
-        pareto_png(Recommendation.model_validate(payload), target)
+        rec = Recommendation.model_validate(payload)
+        (quality_cost_png if rec.load is not None else pareto_png)(rec, target)
     except Exception:  # a report from another version: send what there is
         pass
 
