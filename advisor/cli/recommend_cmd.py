@@ -242,6 +242,8 @@ def _show(rec, show_all: bool) -> None:
                     rejected.append(c)
             rejected.sort(key=lambda c: (c.key not in quoted,))
             shown = passed[:12] + rejected[:max(8, len(quoted))]
+            if rec.load is not None:
+                shown = _load_shown(cands, t)
         table = Table(title=f"{rec.task} on {t.target_name} ({t.device_summary}), runtime {t.runtime}: "
                             f"{rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out, batch {rec.shape.batch}",
                       title_justify="left", show_lines=False)
@@ -297,6 +299,30 @@ def _show(rec, show_all: bool) -> None:
 _LOAD_COLUMNS = (("replicas", "right"), ("GPUs", "right"), ("$/h", "right"))
 
 
+def _load_shown(cands, t) -> list:
+    """Under a load: the passing rows that buy quality for money (each dearer row scores higher than every
+    cheaper one), cheapest first, with the pick and the best-quality row; then the planned rows that
+    miss, best quality first. Rows left out of planning (unscored, filtered) are in --all and --json."""
+    from advisor.recommend.plot import distinct_figures
+    from advisor.recommend.select import cost_key, quality_key
+
+    ok = sorted(distinct_figures([c for c in cands if c.passed]), key=cost_key)
+    best = max(ok, key=quality_key, default=None)
+    stairs, top = [], float("-inf")
+    for c in ok:
+        if quality_key(c) > top:
+            stairs.append(c)
+            top = quality_key(c)
+    keep = {c.key for c in stairs[-11:]} | {c.key for c in (t.pick, best) if c is not None}
+    passed = [c for c in ok if c.key in keep]
+    seen, missed = {c.model for c in passed}, []
+    for c in sorted((c for c in cands if not c.passed and c.layouts), key=lambda c: -quality_key(c)):
+        if c.model not in seen:
+            seen.add(c.model)
+            missed.append(c)
+    return passed + missed[:6]
+
+
 def _load_cells(c) -> tuple[str, str, str]:
     """'3 x TP2', '6', '41.28' for a planned candidate; '-' otherwise."""
     if not c.replicas:
@@ -316,9 +342,10 @@ def _show_load(rec, out) -> None:
     body = escape(load.verdict)
     if pick is not None and pick.serving_layout:
         body += f"\n\nServing layout: {escape(pick.serving_layout)}"
-        if pick.bound_detail:
-            body += f"\nLimit per replica: {escape(pick.bound_detail)} (bound: {pick.load_bound}, decode step " \
-                    f"{pick.step_bound})"
+        per = (f"{pick.max_rps_per_replica:.2f} req/s" if pick.max_rps_per_replica is not None else
+               f"{pick.max_clients_per_replica} clients")
+        body += (f"\nOne replica sustains {per} within the SLOs; {escape(pick.bound_detail or '')} (bound: "
+                 f"{pick.load_bound}, decode step {pick.step_bound})")
         if pick.serve_commands:
             body += "\nPer replica (vLLM):\n  " + escape(pick.serve_commands[0])
             if len(pick.serve_commands) > 1:
