@@ -2,7 +2,8 @@
 
 A mean-value closed form (the serving-engines model's continuous batching: N = rate x end-to-end by
 Little's law, every output token also carrying the compute of the prompts that arrive meanwhile) gives
-the first guess; simulations at that rate and around it decide, by bisection, to within `tolerance`.
+the first guess; simulations at that rate and around it decide, bracketing the rate where the worst p95
+crosses its limit and closing in on it by regula falsi (Illinois), to within `tolerance`.
 The search never goes past the replica's saturation throughput (the simulated closed loop at its full
 concurrency): above it the queue grows without bound.
 
@@ -274,7 +275,7 @@ def max_clients(rep: Replica, slo: SLO) -> Limit:
                      f"the replica is full at {top} clients ({'the KV pool' if _full(rep) == 'kv-pool' else 'max_num_seqs'})",
                      sims)
     lo, lo_res, hi, hi_res = 1, None, top, sat
-    while hi - lo > max(1, int(tolerance_clients(lo))):
+    while hi - lo > max(1, int(TOLERANCE * lo)):        # bisection on whole clients, to within 5%
         mid = (lo + hi) // 2
         res = simulate(rep, closed_sized(mid, spread))
         sims += 1
@@ -289,7 +290,3 @@ def max_clients(rep: Replica, slo: SLO) -> Limit:
     bound = _bound(rep, slo, hi_res, False)
     detail = f"at {hi} clients " + (_describe(slo, hi_res, which) if which else "the replica is full")
     return Limit(float(lo), "clients", sat, lo_res, hi_res, bound, detail, sims)
-
-
-def tolerance_clients(n: int) -> float:
-    return TOLERANCE * n
