@@ -161,3 +161,16 @@ def test_plot_is_quality_against_cost(tmp_path):
     res = run_advisor(*CHAT, "--rps", "20", "--target", "l4-24gb", "--no-mlflow", "--plot", str(png))
     assert res.returncode == 0, res.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+def test_a_config_file_takes_the_load_keys(tmp_path):
+    cfg = tmp_path / "advisor.yaml"
+    cfg.write_text("task: chat\ntargets: [h100-sxm-80gb]\nconcurrency: 32\nmax_tpot_ms: 40\nformats: [fp8]\n"
+                   "max_params: 9e9\n")
+    res = run_advisor("recommend", "--config", str(cfg), "--no-probe", "--no-mlflow", "--json")
+    assert res.returncode == 0, res.stderr
+    load = json.loads(res.stdout)["load"]
+    assert load["concurrency"] == 32 and load["max_tpot_ms"] == 40
+    cfg.write_text("task: chat\ntargets: [h100-sxm-80gb]\nmin_rps: -3\n")
+    res = run_advisor("recommend", "--config", str(cfg), "--no-probe", "--no-mlflow")
+    assert res.returncode == 2 and "min_rps" in res.stderr and "Traceback" not in res.stderr
