@@ -15,7 +15,7 @@ from advisor.rules.table import RuleSet
 def est(verdict="fits", need=9e9, have=10e9, p95=2000.0, ttft=300.0, tps=50.0, pool=None, fraction=None):
     return NS(format="bf16", memory=NS(verdict=verdict, per_device_bytes=need, available_bytes=have, basis="spec",
                                        kv_pool_bytes=pool, memory_fraction=fraction),
-              latency=NS(e2e_p95_ms=p95, ttft_ms=ttft, tokens_per_s=tps, basis="calibrated"))
+              latency=NS(e2e_p95_ms=p95, ttft_ms=ttft, tokens_per_s=tps, basis="calibrated", decode_ms_per_token=20.0))
 
 
 ENTRY = NS(params_total=3_000_000_000, license="apache-2.0")

@@ -107,6 +107,15 @@ class Parallel(_Strict):
     max_degree: int = Field(default=64, ge=1, le=1024)
 
 
+class Scheduler(_Strict):
+    """How a continuous-batching engine mixes prompts with decoding (advisor/capacity/simulate.py):
+    mixed     prompt chunks ride in the decode steps within the step's token budget (chunked prefill)
+    separate  a step that prefills new prompts runs only them; the decoding sequences wait for it"""
+
+    prefill: Literal["mixed", "separate"]
+    source: str = Field(min_length=8)
+
+
 class CpuSpec(_Strict):
     """Rough figures for CPU devices (local CPUs, CPU targets without published peaks).
 
@@ -192,6 +201,7 @@ class RuntimeProfile(_Strict):
     prefill_host_overlap: bool                # eager loops: host launches overlap GPU work (max, not sum)
     ttft_floor_ms: Sourced                    # request handling before/after the prefill (server, sampling)
     parallel: Parallel
+    scheduler: Scheduler | None = None        # None: static batching, or mixed steps for continuous
     # --- memory habits ---
     eager: EagerHabits | None = None
     pool: KVPool | None = None

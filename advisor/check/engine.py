@@ -44,7 +44,9 @@ def check(model: str | None = None, *, policy: Policy | dict | str | Path | None
           max_latency_ms: float | None = None, max_ttft_ms: float | None = None,
           min_tokens_per_s: float | None = None, memory_headroom: float | None = None,
           license: list[str] | tuple[str, ...] | None = None, min_quality: float | None = None,
-          max_params: float | None = None, require_known: tuple[str, ...] = (), probe: bool | None = None,
+          max_params: float | None = None, max_tpot_ms: float | None = None, min_rps: float | None = None,
+          max_cost_per_hour_usd: float | None = None, gpu_hour_cost: float | None = None,
+          require_known: tuple[str, ...] = (), probe: bool | None = None,
           catalog_paths: tuple[str, ...] | list[str] = (), tracking_uri: str | None = None) -> CheckReport:
     """Check one model against a policy on one or more targets; arguments override the policy.
 
@@ -56,9 +58,16 @@ def check(model: str | None = None, *, policy: Policy | dict | str | Path | None
         prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch, max_latency_ms=max_latency_ms,
         max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s, memory_headroom=memory_headroom,
         license=list(license) if license else None, min_quality=min_quality, max_params=max_params,
-        require_known=tuple(require_known), probe=probe,
+        max_tpot_ms=max_tpot_ms, min_rps=min_rps, max_cost_per_hour_usd=max_cost_per_hour_usd,
+        gpu_hour_cost=gpu_hour_cost, require_known=tuple(require_known), probe=probe,
         targets=tuple(targets), catalog=tuple(catalog_paths), tracking_uri=tracking_uri)
     return run_policy(effective)
+
+
+def _runtime(catalog, runtime_id: str):
+    from advisor.estimate.engine import resolve_runtime
+
+    return resolve_runtime(catalog.runtimes, runtime_id)
 
 
 def target_ids(policy: Policy) -> list[str]:
@@ -133,15 +142,37 @@ def _check_target(policy: Policy, target: str, resolved, catalog, task_profile, 
 
         q = quality_score(entry, task_profile, fmt, catalog)
         quality, detail = q.score, ", ".join(q.used)
+    load = None
+    lim = ruleset.limits
+    if any(v is not None for v in (lim.min_rps, lim.max_tpot_ms, lim.max_cost_per_hour_usd)):
+        from advisor.check.capacity import load_figures
+        from advisor.errors import UsageError as _Usage
+
+        try:
+            model = resolved.estimate_model
+            entry_for_load = model if not isinstance(model, str) else catalog.model(model)
+            load = load_figures(est, entry_for_load, catalog.format(fmt), _runtime(catalog, est.runtime),
+                                catalog, target, gpus, lim, prompt=prompt_tokens, new=new_tokens,
+                                headroom=ruleset.headroom, gpu_hour_cost=policy.gpu_hour_cost)
+        except _Usage as exc:   # e.g. a local CPU without datasheet peaks: the load rules say "not planned"
+            from advisor.check.capacity import LoadFigures
+
+            load = LoadFigures(tpot_ms=est.latency.decode_ms_per_token, notes=[f"capacity: {exc.message}"])
     checks = rules.check_results(est, target, ruleset, entry, quality, catalog.licenses, quality_detail=detail,
-                                 params_total=resolved.source.params_total)
+                                 params_total=resolved.source.params_total, load=load)
     figures = {"memory_gb": est.memory.per_device_bytes / 1e9, "memory_available_gb": est.memory.available_bytes / 1e9,
                "e2e_p95_ms": est.latency.e2e_p95_ms, "ttft_ms": est.latency.ttft_ms,
-               "tokens_per_s": est.latency.tokens_per_s}
+               "tokens_per_s": est.latency.tokens_per_s, "tpot_ms": est.latency.decode_ms_per_token}
+    if load is not None:
+        figures.update({k: float(v) for k, v in load.figures.items() if v is not None})
+        if load.rps is not None:
+            figures["rps_sustained"] = load.rps
+        if load.cost_per_hour_usd is not None:
+            figures["cost_per_hour_usd"] = load.cost_per_hour_usd
     if quality is not None:
         figures["quality_proxy"] = quality
     name = "this machine" if target == LOCAL else catalog.target(target).name
-    notes = list(est.notes)
+    notes = list(est.notes) + (load.notes if load is not None else [])
     if ruleset.latency_note:
         notes.append(f"latency budget{ruleset.latency_note}: {ruleset.limits.max_latency_ms:g} ms end-to-end p95")
     return TargetResult(target=target, target_name=name, status="fail" if any(c.status == "fail" for c in checks)

@@ -75,6 +75,8 @@ class Policy(_Strict):
     require_known: list[Literal["license", "quality"]] = Field(default_factory=list)
     targets: list[TargetPolicy] = Field(default_factory=list)
     probe: bool = True
+    gpu_hour_cost: float | None = Field(default=None, ge=0, le=1e7,
+                                        description="USD per GPU-hour for the cost check (default: the target's price)")
     catalog: list[str] = Field(default_factory=list, description="extra catalog files")
     mlflow: MlflowPolicy = Field(default_factory=MlflowPolicy)
 
@@ -181,7 +183,7 @@ def merge(policy: Policy | None, **flags: Any) -> Policy:
     """The policy with every flag that was given (not None, not empty) laid over it.
 
     Accepted flags: model, model_path, model_uri, task, format, prompt_tokens, new_tokens,
-    batch, the threshold keys, license, require_known, targets, probe, catalog, tracking_uri,
+    batch, gpu_hour_cost, the threshold keys, license, require_known, targets, probe, catalog, tracking_uri,
     experiment, set_alias_on_pass, mlflow (bool).
     """
     data = (policy or Policy()).model_dump()
@@ -193,7 +195,7 @@ def merge(policy: Policy | None, **flags: Any) -> Policy:
     if "model_path" in given or "model_uri" in given:
         # the two are exclusive: the one given on the command line replaces the file's
         data["model_path"] = data["model_uri"] = None
-    for key in ("model", "model_path", "model_uri", "task", "format", "runtime", "probe"):
+    for key in ("model", "model_path", "model_uri", "task", "format", "runtime", "probe", "gpu_hour_cost"):
         if key in given:
             data[key] = given[key]
     for key in RequestPolicy.model_fields:

@@ -10,11 +10,11 @@ CHECK_SCHEMA_VERSION = 1
 
 # The names of the shared rule table's results (advisor.rules.table); a test keeps the two in step.
 CheckName = Literal["fits-memory", "memory-headroom", "latency-p95", "ttft", "tokens-per-s", "license", "quality-proxy",
-                    "params", "format"]
+                    "params", "format", "tpot", "rps", "cost-per-hour"]
 CHECK_NAMES: tuple[str, ...] = CheckName.__args__  # type: ignore[attr-defined]
 # measured/calibrated/spec for estimator figures; catalog for the licence; proxy for the quality
 # proxy; unknown when the model is not in the catalog.
-CheckBasis = Literal["measured", "calibrated", "spec", "catalog", "proxy", "unknown"]
+CheckBasis = Literal["measured", "calibrated", "spec", "catalog", "proxy", "user", "unknown"]
 
 
 class CheckResult(BaseModel):

@@ -73,6 +73,8 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--new-tokens", type=click.IntRange(min=1), help="Generated tokens of one request.")
 @click.option("--batch", type=click.IntRange(min=1), help="Concurrent sequences.")
 @threshold_options
+@click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per GPU-hour for the cost check "
+              "[the target's catalog price].")
 @click.option("--require-known", multiple=True, type=click.Choice(["license", "quality"]),
               help="Fail when this is unknown (a model outside the catalog); default: report 'unknown'.")
 @click.option("--junit", "junit_path", metavar="PATH", help="Write JUnit XML (one testsuite per target).")
@@ -88,8 +90,8 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--explain", is_flag=True, help="Print the effective policy (YAML) and exit 0 without checking.")
 @catalog_option
 def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime, prompt_tokens, new_tokens, batch,
-          max_latency_ms, max_ttft_ms, min_tokens_per_s, min_quality, max_params, memory_headroom, licenses,
-          require_known,
+          max_latency_ms, max_ttft_ms, min_tokens_per_s, min_quality, max_params, max_tpot_ms, min_rps,
+          max_cost_per_hour_usd, memory_headroom, licenses, gpu_hour_cost, require_known,
           junit_path, as_json, markdown_path, no_probe, to_mlflow, tracking_uri, experiment, set_alias_on_pass,
           explain, catalog_paths):
     """Gate a model before deployment: does it fit and meet the budgets on the targets?
@@ -119,7 +121,8 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime
                       batch=batch,
                       max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                       memory_headroom=memory_headroom, license=_split(licenses) or None, min_quality=min_quality,
-                      max_params=max_params,
+                      max_params=max_params, max_tpot_ms=max_tpot_ms, min_rps=min_rps,
+                      max_cost_per_hour_usd=max_cost_per_hour_usd, gpu_hour_cost=gpu_hour_cost,
                       require_known=require_known, probe=False if no_probe else None,
                       catalog=catalog_paths, mlflow=to_mlflow, tracking_uri=tracking_uri,
                       experiment=experiment, set_alias_on_pass=set_alias_on_pass)

@@ -22,6 +22,9 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--new-tokens", type=click.IntRange(1, 10_000_000), help="Override the task's typical output length.")
 @click.option("--batch", type=click.IntRange(1, 100_000), help="Concurrent sequences per request.")
 @threshold_options
+@click.option("--concurrency", type=click.IntRange(1, 1_000_000), metavar="C",
+              help="Closed-loop clients to serve (each sends its next request when the answer is complete): "
+                   "plans replicas, GPUs and cost like --rps.")
 @click.option("--formats", "formats", multiple=True, metavar="F",
               help="Allowed format ids (catalog/formats.yaml), e.g. bf16,int8,int4; repeatable or comma-separated.")
 @click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
@@ -47,7 +50,8 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--tracking-uri", help="MLflow tracking URI [MLFLOW_TRACKING_URI or sqlite:///mlflow.db].")
 @click.option("--experiment", help="MLflow experiment [model-advisor].")
 def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
-              min_quality, max_params, memory_headroom, licenses, formats, gpu_hour_cost, runtime, config_path,
+              min_quality, max_params, max_tpot_ms, min_rps, max_cost_per_hour_usd, memory_headroom, licenses,
+              concurrency, formats, gpu_hour_cost, runtime, config_path,
               catalog_paths, local_models, user_models_only, allow_unscored, no_probe, budget_s, refresh, as_json,
               markdown_path, plot_path, show_all, no_mlflow,
               tracking_uri, experiment):
@@ -58,7 +62,11 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
       advisor recommend --task summarization
       advisor recommend --task chat --target a10g-24gb --target l4-24gb --max-latency-ms 3000
       advisor recommend --task code --formats int8,int4 --license apache-2.0 --json
-    --max-latency-ms defaults to the task profile's budget.
+      advisor recommend --task chat --rps 20 --max-ttft-ms 1000 --max-tpot-ms 50 \\
+          --target l4-24gb --target l40s-48gb --target h100-sxm-80gb
+    --max-latency-ms defaults to the task profile's budget. With --rps (or --concurrency) every
+    candidate gets a capacity plan (replicas, GPUs, USD/h, p95 latencies at that load) and the
+    pick is the cheapest that meets everything.
     Exit codes: 0 a model was recommended, 1 no model meets the constraints,
     2 bad arguments, 3 MLflow failed (the report is kept; send it with `advisor log`).
     """
@@ -67,9 +75,11 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     cfg = load_config(config_path) if config_path else RecommendConfig()
     flags = dict(max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                  memory_headroom=memory_headroom, license=_list(licenses), min_quality=min_quality,
-                 formats=_list(formats), max_params=max_params, gpu_hour_cost=gpu_hour_cost)
+                 formats=_list(formats), max_params=max_params, gpu_hour_cost=gpu_hour_cost,
+                 max_tpot_ms=max_tpot_ms, min_rps=min_rps, max_cost_per_hour_usd=max_cost_per_hour_usd)
     constraints = {k: v for k, v in cfg.model_dump().items()
-                   if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime", "allow_unscored")
+                   if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime", "allow_unscored",
+                                "concurrency")
                    and v is not None}
     task = task or cfg.task
     if not task:
@@ -93,7 +103,7 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
                   runtime=runtime or cfg.runtime, probe=not no_probe, budget_s=budget_s,
                   refresh=refresh, progress=progress, user_models_only=user_models_only,
                   allow_unscored=allow_unscored or bool(cfg.allow_unscored), local_models=local_models,
-                  **flags)
+                  concurrency=concurrency or cfg.concurrency, **flags)
 
     from advisor.recommend.report import to_markdown
 
@@ -108,10 +118,11 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     if not plot_path and not no_mlflow and not extras.have("matplotlib"):
         info(f"warning: pareto.png is not logged: matplotlib is not installed ({extras.MLFLOW_EXTRA})")
     elif plot_path or not no_mlflow:
-        from advisor.recommend.plot import pareto_png
+        from advisor.recommend.plot import pareto_png, quality_cost_png
 
         scratch = tempfile.TemporaryDirectory(prefix="advisor-plot-")
-        png = pareto_png(rec, plot_path or f"{scratch.name}/pareto.png")
+        render = quality_cost_png if rec.load is not None else pareto_png   # under a load: quality vs USD/h
+        png = render(rec, plot_path or f"{scratch.name}/pareto.png")
     exit_code = 0 if all(t.status == "ok" for t in rec.targets) else EXIT_FAILED
     saved = _record(rec, markdown, png, send=not no_mlflow, tracking_uri=tracking_uri, experiment=experiment)
     if as_json:
@@ -220,21 +231,25 @@ def shown_rows(rec, t, show_all: bool) -> list:
             seen.add(c.model)
             rejected.append(c)
     rejected.sort(key=lambda c: (c.key not in quoted,))
+    if rec.load is not None:
+        return _load_shown(cands, t)
     return passed[:12] + rejected[:max(8, len(quoted))]
 
 
 # Dropped first when the terminal is narrow: the lowest `keep`. Model, format, quality, p95 and the
 # result never go; the basis is said below the table when its column does not fit.
-def _columns():
+def _columns(load: bool = False):
     from advisor.cli.fit import Column
 
+    extra = [Column("replicas", "right", keep=85), Column("GPUs", "right", keep=45),
+             Column("$/h", "right", keep=88)] if load else []
     return [Column("model"), Column("fmt"), Column("tier", keep=10), Column("quality*", "right"),
             Column("memory", "right", keep=80), Column("TTFT", "right", keep=40), Column("p95 e2e", "right"),
             Column("tok/s", "right", keep=50), Column("basis", keep=60), Column("$/Mtok", "right", keep=20),
-            Column("result", wraps=True)]
+            *extra, Column("result", wraps=True)]
 
 
-def _row(c, mark: str | None) -> list[str]:
+def _row(c, mark: str | None, load: bool = False) -> list[str]:
     from rich.markup import escape
 
     from advisor.rules.table import gb, secs
@@ -253,7 +268,8 @@ def _row(c, mark: str | None) -> list[str]:
             gb(c.memory_bytes), secs(c.ttft_ms), secs(c.e2e_p95_ms),
             "-" if c.tokens_per_s is None else f"{c.tokens_per_s:.1f}",
             (c.latency_basis or "-") + ("" if c.latency_reliable else " (unreliable)"),
-            "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}", result]
+            "-" if c.cost_per_mtok_usd is None else f"{c.cost_per_mtok_usd:.2f}",
+            *(_load_cells(c) if load else ()), result]
 
 
 def _basis_line(shown) -> str:
@@ -279,7 +295,8 @@ def _show(rec, show_all: bool) -> None:
         out.print(escape(f"{rec.task} on {t.target_name} ({t.device_summary}): {rec.shape.prompt_tokens} in / "
                          f"{rec.shape.new_tokens} out, batch {rec.shape.batch}, runtime {t.runtime or rec.runtime}"),
                   soft_wrap=False)
-        table, dropped = fitted_table(_columns(), [_row(c, picks.get(c.key)) for c in shown], out.width)
+        table, dropped = fitted_table(_columns(rec.load is not None),
+                                       [_row(c, picks.get(c.key), rec.load is not None) for c in shown], out.width)
         out.print(table)
         if "basis" in dropped:
             out.print(f"[dim]latency basis: {escape(_basis_line(shown))}[/dim]")
@@ -305,8 +322,75 @@ def _show(rec, show_all: bool) -> None:
                                                                 for c in t.closest_misses))
             body += escape("\n\nTo relax:\n" + "\n".join(f"  - {r}" for r in t.to_relax))
         out.print(Panel(body, title="verdict", border_style="green" if t.status == "ok" else "red"))
+    if rec.load is not None:
+        _show_load(rec, out)
     g = rec.generation
     out.print(escape(f"Suggested generation settings: temperature {g.temperature}, top_p {g.top_p}, "
                      f"max_new_tokens {g.max_new_tokens}. {g.rationale}"))
     for n in rec.notes:
         out.print(f"[dim]note: {escape(n)}[/dim]")
+
+
+# --- under a load (--rps / --concurrency): capacity columns and the plan across targets -----------------------
+
+_LOAD_COLUMNS = (("replicas", "right"), ("GPUs", "right"), ("$/h", "right"))
+
+
+def _load_shown(cands, t) -> list:
+    """Under a load: the passing rows that buy quality for money (each dearer row scores higher than every
+    cheaper one), cheapest first, with the pick and the best-quality row; then the planned rows that
+    miss, best quality first. Rows left out of planning (unscored, filtered) are in --all and --json."""
+    from advisor.recommend.plot import distinct_figures
+    from advisor.recommend.select import cost_key, quality_key
+
+    ok = sorted(distinct_figures([c for c in cands if c.passed]), key=cost_key)
+    best = max(ok, key=quality_key, default=None)
+    stairs, top = [], float("-inf")
+    for c in ok:
+        if quality_key(c) > top:
+            stairs.append(c)
+            top = quality_key(c)
+    keep = {c.key for c in stairs[-11:]} | {c.key for c in (t.pick, best) if c is not None}
+    passed = [c for c in ok if c.key in keep]
+    seen, missed = {c.model for c in passed}, []
+    for c in sorted((c for c in cands if not c.passed and c.layouts), key=lambda c: -quality_key(c)):
+        if c.model not in seen:
+            seen.add(c.model)
+            missed.append(c)
+    return passed + missed[:6]
+
+
+def _load_cells(c) -> tuple[str, str, str]:
+    """'3 x TP2', '6', '41.28' for a planned candidate; '-' otherwise."""
+    if not c.replicas:
+        return "-", "-", "-"
+    tp = c.tensor_parallel or 1
+    return (f"{c.replicas} x TP{tp}", str(c.gpus_total),
+            "-" if c.cost_per_hour_usd is None else f"{c.cost_per_hour_usd:.2f}")
+
+
+def _show_load(rec, out) -> None:
+    """The answer across every target, the pick's serving layout and its command line per replica."""
+    from rich.markup import escape
+    from rich.panel import Panel
+
+    load = rec.load
+    pick = next((c for c in rec.candidates if c.key == load.pick), None)
+    body = escape(load.verdict)
+    if pick is not None and pick.serving_layout:
+        body += f"\n\nServing layout: {escape(pick.serving_layout)}"
+        per = (f"{pick.max_rps_per_replica:.2f} req/s" if pick.max_rps_per_replica is not None else
+               f"{pick.max_clients_per_replica} clients")
+        body += (f"\nOne replica sustains {per} within the SLOs; {escape(pick.bound_detail or '')} (bound: "
+                 f"{pick.load_bound}, decode step {pick.step_bound})")
+        if pick.serve_commands:
+            body += "\nPer replica (vLLM):\n  " + escape(pick.serve_commands[0])
+            if len(pick.serve_commands) > 1:
+                body += f"\n  ... {len(pick.serve_commands)} replicas in all (--json lists every command)"
+        if pick.capacity_note:
+            body += f"\n[dim]{escape(pick.capacity_note)}[/dim]"
+    for n in load.notes:
+        body += f"\n[dim]{escape(n)}[/dim]"
+    out.print(Panel(body, title=f"capacity plan: {escape(load.method.split(' (')[0])}",
+                    border_style="green" if pick is not None else "red"))
+

@@ -13,11 +13,15 @@ from advisor.rules.table import Figures, RuleResult, evaluate, failures
 
 
 def figures_of(c: Candidate, memory_available_bytes: float | None) -> Figures:
-    return Figures(format=c.format, memory_reserved_fraction=c.memory_reserved_fraction, memory_verdict=c.verdict, memory_bytes=c.memory_bytes,
+    """With a load, TTFT and TPOT are the p95s at that load (advisor/recommend/capacity.py)."""
+    return Figures(format=c.format, memory_reserved_fraction=c.memory_reserved_fraction, memory_verdict=c.verdict,
+                   memory_bytes=c.memory_bytes,
                    memory_available_bytes=memory_available_bytes, memory_basis=c.memory_basis or "spec",
-                   e2e_p95_ms=c.e2e_p95_ms, ttft_ms=c.ttft_ms, tokens_per_s=c.tokens_per_s,
-                   latency_basis=c.latency_basis or "spec", quality=c.quality_proxy, params_total=c.params_total,
-                   license=c.license)
+                   e2e_p95_ms=c.e2e_p95_ms, ttft_ms=c.ttft_p95_ms if c.ttft_p95_ms is not None else c.ttft_ms,
+                   tokens_per_s=c.tokens_per_s, latency_basis=c.latency_basis or "spec", quality=c.quality_proxy,
+                   params_total=c.params_total, license=c.license,
+                   tpot_ms=c.tpot_p95_ms if c.tpot_p95_ms is not None else c.decode_ms_per_token,
+                   rps=c.rps_sustained, cost_per_hour_usd=c.cost_per_hour_usd, cost_basis=c.cost_basis or "catalog")
 
 
 def judged(c: Candidate, plan: Plan, memory_available_bytes: float | None) -> Candidate:

@@ -19,6 +19,7 @@ class RecommendConfig(Constraints):
     batch: int | None = Field(default=None, gt=0, le=100_000)
     runtime: str | None = Field(default=None, min_length=1, max_length=64)   # catalog/runtimes.yaml id or alias
     allow_unscored: bool | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=1_000_000)   # closed-loop clients (--concurrency)
 
 
 def load_config(path: str | Path) -> RecommendConfig:

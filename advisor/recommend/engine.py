@@ -15,7 +15,8 @@ from advisor import __version__
 from advisor.recommend import explain, select
 from advisor.recommend.build import estimate_candidates, rule_failures
 from advisor.recommend.resolve import Plan, describe_target, resolve
-from advisor.recommend.schema import (Constraints, GenerationAdvice, Recommendation, TargetRecommendation)
+from advisor.recommend.schema import (Constraints, GenerationAdvice, LoadPlan, Recommendation,
+                                     TargetRecommendation)
 from advisor.rules.table import evaluate, failures
 
 
@@ -77,11 +78,18 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
     available = {c.key: estimates[f"{c.model}:{c.format}"].memory.available_bytes
                  for c in cands if f"{c.model}:{c.format}" in estimates}
     failfn = rule_failures(plan, available)
-    cands = probes.refine(cands, estimates, failfn, plan.budget_ms)
-    sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
     warnings: list[str] = []
-    if probes.active:
-        sel, warnings = _measure_the_pick(plan, sel, cands, estimates, probes, failfn)
+    if plan.load is not None:
+        # with a load the figures are the capacity plan's (simulated), not one request's probe
+        from advisor.recommend.capacity import plan_candidates
+
+        cands = plan_candidates(plan, spec, cands, probes, progress)
+        sel = select.choose_under_load(cands, _min_quality_gain(plan), plan.allow_unscored)
+    else:
+        cands = probes.refine(cands, estimates, failfn, plan.budget_ms)
+        sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
+        if probes.active:
+            sel, warnings = _measure_the_pick(plan, sel, cands, estimates, probes, failfn)
     violations = _violations(plan, sel.candidates, estimates)
     near = None
     if sel.pick is not None and sel.pick.tier != "large":
@@ -93,13 +101,14 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
     ordered = select.in_table_order(sel.candidates, select.roles(sel.pick, sel.small, sel.large, near))
     by_key = {c.key: c for c in ordered}
     label = lambda c: by_key.get(c.key, c) if c is not None else None  # noqa: E731 - with rank and role
+    verdict = explain.verdict(spec.name, sel.pick, sel.small, sel.large, near, plan.budget_ms)
+    if plan.load is not None:
+        verdict = _load_verdict(plan, spec.name, sel.candidates, sel.pick, {target: spec.name})
     result = TargetRecommendation(
         target=target, target_name=spec.name, device_summary=spec.summary, hardware_fingerprint=spec.fingerprint,
         runtime=spec.runtime.id, runtime_version=spec.runtime.version,
         status="ok" if sel.pick else "no-candidate", pick=label(sel.pick), small=label(sel.small),
-        large=label(sel.large),
-        frontier=sel.frontier, verdict=explain.verdict(spec.name, sel.pick, sel.small, sel.large, near,
-                                                       plan.budget_ms),
+        large=label(sel.large), frontier=sel.frontier, verdict=verdict,
         closest_large=label(near), closest_misses=[label(c) for c in closest],
         to_relax=explain.to_relax(closest, plan.constraints, plan.rules.headroom),
         what_it_would_take=explain.what_it_would_take(near, est_near),
@@ -129,6 +138,38 @@ def _runtimes(results: list[TargetRecommendation]) -> str:
     return ", ".join(f"{r.target}={r.runtime}" for r in results)
 
 
+def _slo_text(plan: Plan) -> str:
+    lim = plan.rules.limits
+    return explain.slo_text(lim.max_ttft_ms, lim.max_tpot_ms, lim.max_latency_ms)
+
+
+def _load_verdict(plan: Plan, where: str, cands, pick, names: dict[str, str]) -> str:
+    load = plan.load
+    best = select.best_quality(cands, plan.allow_unscored)
+    passing = sum(1 for c in cands if select.eligible(c, plan.allow_unscored))
+    return explain.load_verdict(where, pick, best, load=explain.load_text(load.rps, load.concurrency),
+                                slo=_slo_text(plan), names=names, passing=passing)
+
+
+def _load_plan(plan: Plan, results, candidates) -> LoadPlan:
+    """The answer across every target: the cheapest deployment that meets everything, against the best."""
+    from advisor.recommend.capacity import METHOD
+
+    load, lim = plan.load, plan.rules.limits
+    ok = [c for c in candidates if select.eligible(c, plan.allow_unscored)]
+    pick = min(ok, key=select.cost_key) if ok else None
+    best = select.best_quality(candidates, plan.allow_unscored)
+    names = {t.target: t.target_name for t in results}
+    where = ", ".join(t.target for t in results)
+    notes = [f"{t.target}: no price in the catalog, ranked by GPUs (--gpu-hour-cost costs it)"
+             for t in results if not any(c.cost_per_hour_usd is not None for c in candidates if c.target == t.target)
+             and any(c.gpus_total for c in candidates if c.target == t.target)]
+    return LoadPlan(rps=load.rps, concurrency=load.concurrency, max_ttft_ms=lim.max_ttft_ms,
+                    max_tpot_ms=lim.max_tpot_ms, max_latency_ms=lim.max_latency_ms, method=METHOD,
+                    pick=pick.key if pick else None, best_quality=best.key if best else None,
+                    verdict=_load_verdict(plan, where, candidates, pick, names), notes=notes)
+
+
 def _generation(plan: Plan) -> GenerationAdvice:
     """The task's settings, with max_new_tokens = the length every latency figure was computed for."""
     gen, new = plan.task.generation, plan.shape.new_tokens
@@ -145,16 +186,20 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
               runtime: str | None = None, probe: bool = True, budget_s: float | None = None,
               refresh: bool = False, progress: Callable[[str, int, int], None] | None = None,
               user_models_only: bool = False, allow_unscored: bool = False, local_models=None,
-              **constraint_kwargs) -> Recommendation:
+              concurrency: int | None = None, **constraint_kwargs) -> Recommendation:
     """Recommend the small or large model for `task` on each target. Same figures as the CLI.
 
     runtime None: each target's default (vLLM on named GPU targets, llama.cpp on CPU targets, transformers
     on this machine, where the probes measure it).
+
+    With a load (min_rps=R requests per second, or concurrency=C closed-loop clients) every candidate gets
+    a capacity plan (replicas, GPUs, USD/h at that load, p95 TTFT/TPOT/end-to-end) and the pick is the
+    cheapest that meets every constraint; `Recommendation.load` weighs it against the best-quality one.
     """
     plan = resolve(task, targets=targets, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch=batch,
                    constraints=constraints, constraint_kwargs=constraint_kwargs, catalog_paths=catalog_paths,
                    runtime=runtime, user_models_only=user_models_only, allow_unscored=allow_unscored,
-                   local_models=local_models)
+                   local_models=local_models, concurrency=concurrency)
     notes = list(plan.notes)
     results, all_candidates, probes_used = [], [], []
     hardware = None
@@ -178,4 +223,5 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         runtime=_runtimes(results),
         targets=results, candidates=all_candidates,
         generation=_generation(plan),
-        notes=notes, hardware=hardware, probes=probes_used)
+        notes=notes, hardware=hardware, probes=probes_used,
+        load=_load_plan(plan, results, all_candidates) if plan.load is not None else None)

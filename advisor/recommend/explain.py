@@ -72,3 +72,62 @@ def what_it_would_take(best_large: Candidate | None, est) -> list[str]:
         if "latency" in r or "token" in r:
             tips.append(f"{best_large.model}: {r}")
     return tips
+
+
+# --- under a load (recommend --rps / --concurrency) -----------------------------------------------------------
+
+def deployment(c: Candidate, target_name: str | None = None) -> str:
+    """'2 x NVIDIA L40S', '3 replicas of 2 x NVIDIA H100 SXM 80GB (6 GPUs)', '1 x aws-p5.48xlarge (8 replicas)'."""
+    name = target_name or c.target
+    tp = c.tensor_parallel or 1
+    if c.instances:
+        return (f"{c.instances} x {c.target} ({c.replicas} replica{'s' if c.replicas != 1 else ''}"
+                f"{f' of TP {tp}' if tp > 1 else ''})")
+    if tp == 1:
+        return f"{c.replicas} x {name}"
+    return f"{c.replicas} replica{'s' if c.replicas != 1 else ''} of {tp} x {name} ({c.gpus_total} GPUs)"
+
+
+def cost_text(c: Candidate) -> str:
+    if c.cost_per_hour_usd is None:
+        return f"{c.gpus_total} GPUs (no price for {c.target})"
+    return f"${c.cost_per_hour_usd:,.2f}/h"
+
+
+def slo_text(max_ttft_ms: float | None, max_tpot_ms: float | None, max_latency_ms: float | None) -> str:
+    parts = []
+    if max_ttft_ms is not None:
+        parts.append(f"TTFT <= {secs(max_ttft_ms)}")
+    if max_tpot_ms is not None:
+        parts.append(f"TPOT <= {max_tpot_ms:g} ms")
+    if max_latency_ms is not None:
+        parts.append(f"end-to-end <= {secs(max_latency_ms)}")
+    return "p95 " + ", ".join(parts) if parts else "no latency limit"
+
+
+def load_text(rps: float | None, concurrency: int | None) -> str:
+    return f"{rps:g} req/s" if rps is not None else f"{concurrency} concurrent clients"
+
+
+def load_verdict(where: str, pick: Candidate | None, best: Candidate | None, *, load: str, slo: str,
+                 names: dict[str, str] | None = None, passing: int = 0) -> str:
+    """The answer under a load: the cheapest deployment that meets everything, weighed against the
+    best-quality one. Every figure is one of the table's."""
+    names = names or {}
+    if pick is None:
+        return (f"No model meets {slo} at {load} on {where}; see the closest misses and what to relax "
+                "(more GPUs per replica, a smaller format, or looser SLOs).")
+    per_mtok = f" (${pick.cost_per_mtok_usd:,.2f} per million generated tokens)" if pick.cost_per_mtok_usd else ""
+    text = (f"Use {pick.model} ({pick.format}) on {deployment(pick, names.get(pick.target))}: it meets {slo} at "
+            f"{load} for {cost_text(pick)}{per_mtok}, the cheapest of the {passing} candidate"
+            f"{'s' if passing != 1 else ''} that do")
+    if best is None or best.key == pick.key:
+        return text + "; it is also the best-quality one."
+    diff = (best.quality_proxy - pick.quality_proxy) if (best.quality_proxy is not None and
+                                                         pick.quality_proxy is not None) else None
+    gain = f" and scores {diff:.1f} quality-proxy points higher" if diff is not None else ""
+    times = ""
+    if best.cost_per_hour_usd and pick.cost_per_hour_usd:
+        times = f" ({best.cost_per_hour_usd / pick.cost_per_hour_usd:.1f}x the cost)"
+    return (text + f"; the best-quality model that meets them, {best.model} ({best.format}), needs "
+            f"{deployment(best, names.get(best.target))} for {cost_text(best)}{times}{gain}.")

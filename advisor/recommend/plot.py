@@ -116,3 +116,86 @@ def _panel(ax, rec: Recommendation, t) -> None:
         ax.axhline(strip + 4.0, color="#999999", lw=0.8, ls=":", zorder=1)
     # above and left of the frontier nothing can lie: the legend hides no point there
     ax.legend(loc="upper left", fontsize=8, markerscale=0.5, framealpha=0.9)
+
+
+def _cost_frontier(cands: list[Candidate]) -> list[Candidate]:
+    """Candidates no cheaper one beats on quality, by cost (a staircase)."""
+    best, out = float("-inf"), []
+    for c in sorted(cands, key=lambda c: (c.cost_per_hour_usd, -(c.quality_proxy or 0))):
+        if c.quality_proxy is not None and c.quality_proxy > best:
+            out.append(c)
+            best = c.quality_proxy
+    return out
+
+
+def quality_cost_png(rec: Recommendation, path: Path) -> Path:
+    """Under a load (--rps / --concurrency): quality proxy against USD per hour at that load, every
+    target in one plot (one colour each), the cheapest and the best-quality deployments marked."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    load = rec.load
+    cands = [c for c in rec.candidates if c.quality_proxy is not None and c.cost_per_hour_usd]
+    seen, points = set(), []
+    for c in sorted(cands, key=lambda c: (c.format != "bf16", c.key)):   # fp16 repeats bf16
+        sig = (c.model, c.target, round(c.cost_per_hour_usd, 4), c.quality_proxy)
+        if sig not in seen:
+            seen.add(sig)
+            points.append(c)
+    fig, ax = plt.subplots(figsize=(10, 6.5), dpi=110)
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+    names = {t.target: t.target_name for t in rec.targets}
+    for i, t in enumerate(rec.targets):
+        mine = [c for c in points if c.target == t.target]
+        ok = [c for c in mine if c.passed]
+        bad = [c for c in mine if not c.passed]
+        colour = colours[i % len(colours)]
+        if ok:
+            ax.scatter([c.cost_per_hour_usd for c in ok], [c.quality_proxy for c in ok], s=46, c=colour, alpha=0.75,
+                       edgecolors="white", linewidths=0.5, label=f"{names[t.target]}: meets the SLOs", zorder=3)
+        if bad:
+            ax.scatter([c.cost_per_hour_usd for c in bad], [c.quality_proxy for c in bad], s=30, facecolors="none",
+                       edgecolors=colour, alpha=0.45, linewidths=0.8, label=f"{names[t.target]}: rejected", zorder=2)
+    stairs = _cost_frontier([c for c in points if c.passed])
+    if stairs:
+        ax.step([c.cost_per_hour_usd for c in stairs], [c.quality_proxy for c in stairs], where="post",
+                color="#2ca02c", lw=1.2, alpha=0.8, zorder=3, label="best quality for a given cost")
+        placed: list[tuple[float, float]] = []
+        for c in stairs:
+            x, y = math.log10(c.cost_per_hour_usd), c.quality_proxy
+            if any(abs(x - px) < 0.15 and abs(y - py) < 2.5 for px, py in placed):
+                continue
+            placed.append((x, y))
+            ax.annotate(f"{c.model} {c.format}, {c.replicas} x TP{c.tensor_parallel} {c.target}",
+                        (c.cost_per_hour_usd, c.quality_proxy), textcoords="offset points", xytext=(7, -10),
+                        fontsize=7.5, color="#1d5c1d", zorder=4)
+    by_key = {c.key: c for c in rec.candidates}
+    for key, marker, colour, label in ((load.pick, "*", "#ff7f0e", "pick (cheapest)"),
+                                       (load.best_quality, "D", "#d62728", "best quality")):
+        c = by_key.get(key) if key else None
+        if c is not None and c.cost_per_hour_usd and c.quality_proxy is not None:
+            ax.scatter([c.cost_per_hour_usd], [c.quality_proxy], marker=marker, s=420 if marker == "*" else 150,
+                       c=colour, edgecolors="black", zorder=5, label=f"{label}: {c.model} ({c.format}) on {c.target}")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"${v:g}"))
+    what = f"{load.rps:g} req/s" if load.rps is not None else f"{load.concurrency} clients"
+    ax.set_xlabel(f"USD per hour to serve {what} within the SLOs, log scale (replicas x GPUs x on-demand price)")
+    ax.set_ylabel("task quality proxy (0-100, from published benchmarks)")
+    slo = ", ".join(f"{k} {v:g} ms" for k, v in (("TTFT", load.max_ttft_ms), ("TPOT", load.max_tpot_ms),
+                                                  ("e2e", load.max_latency_ms)) if v is not None)
+    ax.set_title(f"{rec.task} at {what}, p95 {slo} ({rec.shape.prompt_tokens} in / {rec.shape.new_tokens} out)\n"
+                 "each point: one model x format x target at its cheapest layout; unscored and unpriced not shown",
+                 fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7.5, markerscale=0.6, framealpha=0.9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

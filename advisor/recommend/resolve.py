@@ -30,6 +30,18 @@ class Plan:
     catalog_paths: tuple[str, ...] = ()
     allow_unscored: bool = False
     notes: list[str] = field(default_factory=list)
+    concurrency: int | None = None         # closed-loop clients to plan for (--concurrency)
+
+    @property
+    def load(self):
+        """The traffic to plan capacity for (--rps or --concurrency), or None."""
+        from advisor.capacity.plan import Load
+
+        if self.rules.limits.min_rps is not None:
+            return Load(rps=self.rules.limits.min_rps)
+        if self.concurrency is not None:
+            return Load(concurrency=self.concurrency)
+        return None
 
     @property
     def budget_ms(self) -> float:
@@ -49,6 +61,7 @@ class TargetSpec:
     runtime: RuntimeProfile                # the serving runtime its figures model
     fingerprint: str | None = None
     hardware: dict | None = None           # the local HardwareProfile
+    hw: Any = None                         # the named HardwareTarget (node, instance, price)
 
 
 def constraints_from(constraints: Constraints | dict | None, overrides: dict[str, Any]) -> Constraints:
@@ -65,7 +78,7 @@ def constraints_from(constraints: Constraints | dict | None, overrides: dict[str
 
 def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints, constraint_kwargs,
             catalog_paths, runtime: str | None, user_models_only: bool, allow_unscored: bool = False,
-            local_models=None) -> Plan:
+            local_models=None, concurrency: int | None = None) -> Plan:
     cat = get_catalog(tuple(catalog_paths), local=local_models)   # + --hf-cache / --models-dir models
     profile = cat.task(task)
     k = constraints_from(constraints, constraint_kwargs)
@@ -77,6 +90,11 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
                          new_tokens=new_tokens or profile.new_tokens, batch=batch or profile.batch)
     if not targets:
         raise UsageError("give at least one target")
+    if concurrency is not None and k.min_rps is not None:
+        raise UsageError("give --rps (open-loop arrivals) or --concurrency (closed-loop clients), not both")
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)
+                                    or not 1 <= concurrency <= 1_000_000):
+        raise UsageError(f"--concurrency must be a whole number of clients from 1 to 1,000,000, got {concurrency!r}")
     notes = []
     if k.max_latency_ms is None:
         notes.append(f"latency budget: the {task} profile's default, {secs(profile.latency_budget_ms)} end-to-end p95")
@@ -93,7 +111,7 @@ def resolve(task: str, *, targets, prompt_tokens, new_tokens, batch, constraints
         refuse_unrunnable(cat, runtime, target)
     return Plan(catalog=cat, task=profile, shape=shape, constraints=k, rules=rules, models=models,
                 runtime=runtime, targets=list(targets), catalog_paths=tuple(catalog_paths),
-                allow_unscored=allow_unscored, notes=notes)
+                allow_unscored=allow_unscored, notes=notes, concurrency=concurrency)
 
 
 def _runtime_for(plan: Plan, local: bool, kind: str) -> RuntimeProfile:
@@ -155,4 +173,4 @@ def describe_target(target: str, plan: Plan) -> TargetSpec:
     return TargetSpec(id=target, local=False, name=hw.name, summary=f"{hw.gpus} x {hw.name} ({hw.memory_gb:g} GB)",
                       gpu_count=hw.gpus if hw.kind == "gpu" else 1,
                       price=price_flag if price_flag is not None else hw.price_per_hour_usd, kind=hw.kind,
-                      runtime=_runtime_for(plan, False, hw.kind))
+                      runtime=_runtime_for(plan, False, hw.kind), hw=hw)

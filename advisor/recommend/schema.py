@@ -67,8 +67,30 @@ class Candidate(BaseModel):
     quality_coverage: float = 0.0                # share of the task's weight with a real score
     quality_variant: str = "instruct"
     quality_reason: str | None = None            # why unscored
-    cost_per_mtok_usd: float | None = None       # per million generated tokens
+    cost_per_mtok_usd: float | None = None       # per million generated tokens (with a load: at that load)
     energy_kwh_per_mtok: float | None = None     # measured only
+    # --- capacity at a load (recommend --rps / --concurrency; None without one). With a load, the latency
+    # figures above (ttft_ms, decode_ms_per_token: p50; e2e_p50/p95_ms; tokens_per_s: the deployment's
+    # total) are those of the planned layout at that load, from the simulation (advisor/capacity).
+    tensor_parallel: int | None = None           # GPUs per replica
+    replicas: int | None = None
+    gpus_total: int | None = None                # GPUs rented (instance targets: whole instances)
+    instances: int | None = None                 # instance targets: machines rented
+    cost_per_hour_usd: float | None = None
+    cost_basis: str | None = None                # catalog (dated price) | user (--gpu-hour-cost)
+    max_rps_per_replica: float | None = None     # highest Poisson rate one replica sustains within the SLOs
+    max_clients_per_replica: int | None = None   # closed loop: most clients one replica serves within the SLOs
+    saturation_rps_per_replica: float | None = None   # one replica kept full
+    rps_sustained: float | None = None           # replicas x max_rps_per_replica
+    load_bound: str | None = None                # kv-pool | max-num-seqs | slo-ttft | slo-tpot | slo-e2e | does-not-fit
+    step_bound: str | None = None                # the decode step at that load: compute | memory-bandwidth | ...
+    bound_detail: str | None = None
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    serving_layout: str | None = None            # "vLLM with TP 2, 3 replicas behind a load balancer (...)"
+    serve_commands: list[str] = Field(default_factory=list)   # one vLLM command line per replica
+    layouts: list["LayoutFigures"] = Field(default_factory=list)   # every tensor-parallel degree tried
+    capacity_note: str | None = None             # why it was not planned, or what the plan assumes
     passed: bool
     reasons: list[str] = Field(default_factory=list)      # why rejected, with numbers
     binding: list[str] = Field(default_factory=list)      # constraint keys that rejected it
@@ -87,6 +109,41 @@ class Candidate(BaseModel):
         if self.passed:
             return "pass"
         return "rejected" if self.estimated else "not-estimated"
+
+
+class LayoutFigures(BaseModel):
+    """One parallel layout of a candidate under load (advisor.capacity.plan.LayoutPlan)."""
+
+    tensor_parallel: int
+    fits: bool
+    reason: str = ""
+    max_load_per_replica: float | None = None    # req/s (or clients, closed loop)
+    saturation_rps_per_replica: float | None = None
+    replicas: int | None = None
+    gpus_total: int | None = None
+    instances: int | None = None
+    cost_per_hour_usd: float | None = None
+    cost_per_mtok_usd: float | None = None
+    ttft_p95_ms: float | None = None
+    tpot_p95_ms: float | None = None
+    e2e_p95_ms: float | None = None
+    bound: str | None = None
+    simulations: int = 0
+
+
+class LoadPlan(BaseModel):
+    """The load recommend planned for and the answer across every target (recommend --rps / --concurrency)."""
+
+    rps: float | None = None                     # Poisson arrivals per second
+    concurrency: int | None = None               # closed-loop clients
+    max_ttft_ms: float | None = None             # the SLOs, p95
+    max_tpot_ms: float | None = None
+    max_latency_ms: float | None = None
+    method: str                                  # how the figures were made
+    pick: str | None = None                      # candidate key: the cheapest that meets everything
+    best_quality: str | None = None              # the highest quality proxy among those that meet everything
+    verdict: str
+    notes: list[str] = Field(default_factory=list)
 
 
 class GenerationAdvice(BaseModel):
@@ -140,7 +197,11 @@ class Recommendation(BaseModel):
     notes: list[str] = Field(default_factory=list)
     hardware: dict | None = None                 # HardwareProfile (model_dump) of the local machine, if used
     probes: list[dict] = Field(default_factory=list)   # probe results used (LatencyMeasurement / MeasuredRates)
+    load: LoadPlan | None = None                 # recommend --rps / --concurrency
 
     @property
     def primary(self) -> TargetRecommendation:
         return self.targets[0]
+
+
+Candidate.model_rebuild()

@@ -113,3 +113,27 @@ def closest_misses(cands: list[Candidate], violations: dict[str, float], n: int 
             seen.add(c.model)
             out.append(c)
     return out[:n]
+
+
+def cost_key(c: Candidate) -> tuple:
+    """Under a load: lower USD per hour first (a target without a price ranks after every priced one,
+    by GPUs), then higher quality, then lower p95 latency."""
+    inf = float("inf")
+    return (c.cost_per_hour_usd if c.cost_per_hour_usd is not None else inf,
+            c.gpus_total if c.gpus_total is not None else inf, -quality_key(c),
+            c.e2e_p95_ms if c.e2e_p95_ms is not None else inf, c.key)
+
+
+def choose_under_load(cands: list[Candidate], min_quality_gain: float, allow_unscored: bool = False) -> Selection:
+    """The pick is the cheapest candidate that meets every constraint at the load (SLOs, --min-quality,
+    filters); small and large stay the best of their tiers by quality, for the verdict to weigh."""
+    sel = choose(cands, min_quality_gain, allow_unscored)
+    ok = [c for c in sel.candidates if eligible(c, allow_unscored)]
+    pick = min(ok, key=cost_key) if ok else None
+    return Selection(sel.candidates, sel.small, sel.large, pick, sel.frontier)
+
+
+def best_quality(cands: list[Candidate], allow_unscored: bool = False) -> Candidate | None:
+    """The highest quality proxy among the candidates that meet everything (cheaper first on ties)."""
+    ok = [c for c in cands if eligible(c, allow_unscored)]
+    return min(ok, key=lambda c: (-quality_key(c), cost_key(c))) if ok else None

@@ -23,6 +23,10 @@ class Limits(BaseModel):
                                           description="fraction of device memory kept free (default 0.10)")
     min_quality: float | None = Field(default=None, ge=0, le=100, description="task quality proxy, 0-100")
     max_params: float | None = Field(default=None, gt=0, description="largest model, total parameters")
+    max_tpot_ms: float | None = Field(default=None, gt=0, description="time per output token (p95 under load), ms")
+    min_rps: float | None = Field(default=None, gt=0, le=1e7,
+                                  description="request rate to serve within the latency limits, req/s")
+    max_cost_per_hour_usd: float | None = Field(default=None, gt=0, description="USD per hour of the deployment")
 
 
 LIMIT_KEYS: tuple[str, ...] = tuple(Limits.model_fields)

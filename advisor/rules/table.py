@@ -50,6 +50,10 @@ class Figures:
     # A serving engine that preallocates a fraction of the device (vLLM gpu_memory_utilization): the
     # memory it offers already keeps the rest free, so the default headroom is not taken a second time.
     memory_reserved_fraction: float | None = None
+    tpot_ms: float | None = None                 # time per output token (p95 at the planned load)
+    rps: float | None = None                     # request rate the planned replicas sustain within the limits
+    cost_per_hour_usd: float | None = None       # the planned deployment, USD per hour
+    cost_basis: str = "catalog"                  # catalog (the target's dated price) | user (--gpu-hour-cost)
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,17 @@ THRESHOLD_RULES: tuple[ThresholdRule, ...] = (
                   cli_help="Minimum task quality PROXY (0-100)."),
     ThresholdRule("max_params", "params", "params_total", "max", "parameters", lambda f: "catalog", _billions,
                   "parameters", cli_help="Largest model to consider, total parameters (e.g. 8e9 or 8b)."),
+    ThresholdRule("max_tpot_ms", "tpot", "tpot_ms", "max", "ms", _latency_basis, lambda v: f"{v:,.1f} ms",
+                  "time per output token", cli_help="Time-per-output-token limit in ms (p95 at the --rps load)."),
+    ThresholdRule("min_rps", "rps", "rps", "min", "req/s", _latency_basis, lambda v: f"{v:,.2f} req/s",
+                  "sustained request rate", option="--rps",
+                  unknown_means="no capacity plan: the request rate was not simulated",
+                  cli_help="Requests per second to serve (Poisson arrivals): plans the replicas, GPUs and cost "
+                           "that sustain it within the latency limits."),
+    ThresholdRule("max_cost_per_hour_usd", "cost-per-hour", "cost_per_hour_usd", "max", "USD/h",
+                  lambda f: f.cost_basis, lambda v: f"${v:,.2f}/h", "cost",
+                  unknown_means="not costed: the target has no price in the catalog (pass --gpu-hour-cost)",
+                  cli_help="Most USD per hour the deployment may cost (at the --rps load)."),
 )
 RULES_BY_KEY = {r.key: r for r in THRESHOLD_RULES}
 
@@ -129,7 +144,7 @@ def threshold_result(rule: ThresholdRule, fig: Figures, limit: float, *, require
         violation = 0.0 if ok else limit / max(value, 1e-9) - 1
     noun = "the" + (" budget" if rule.key == "max_latency_ms" else " limit" if rule.bound == "max" else " minimum")
     msg = f"{rule.what} {rule.describe(value)} {word} {noun} of {rule.describe(limit)}"
-    if rule.unit in ("ms", "tokens/s") and basis:
+    if rule.unit in ("ms", "tokens/s", "req/s") and basis:
         msg += f" ({basis})"
     return RuleResult(rule.key, rule.check, "pass" if ok else "fail", value, limit, rule.unit, basis,
                       msg + suffix, violation)

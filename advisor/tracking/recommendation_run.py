@@ -25,17 +25,24 @@ from advisor.tracking.limits import param, tag
 
 PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy",
                 "quality_proxy_upper", "quality_band_points", "cost_per_mtok_usd", "energy_kwh_per_mtok",
-                "decode_ms_per_token")
+                "decode_ms_per_token",
+                # under a load (recommend --rps / --concurrency)
+                "replicas", "gpus_total", "tensor_parallel", "cost_per_hour_usd", "max_rps_per_replica",
+                "max_clients_per_replica", "ttft_p95_ms", "tpot_p95_ms")
 # What a reader needs first comes first (MLflow's table viewer shows the leftmost columns).
 TABLE_COLUMNS = ("model", "format", "pick", "status", "quality_proxy", "e2e_p95_ms", "memory_gb", "reason", "rank",
                  "target", "tier", "quality_proxy_upper", "e2e_p50_ms", "ttft_ms", "tokens_per_s", "memory_limit_gb",
                  "cost_per_mtok_usd", "energy_kwh_per_mtok", "latency_basis", "memory_basis", "on_frontier", "fit",
-                 "key")
+                 "key",
+                 # under a load
+                 "tensor_parallel", "replicas", "gpus_total", "cost_per_hour_usd", "max_rps_per_replica",
+                 "ttft_p95_ms", "tpot_p95_ms", "load_bound", "step_bound")
 # Decimals a figure is logged with: the estimates are not better than this, and 18114.740933307316 ms
 # reads as noise. Values that would round to under 3 significant digits keep 3.
 DECIMALS = {"ttft_ms": 1, "e2e_p50_ms": 1, "e2e_p95_ms": 1, "decode_ms_per_token": 2, "tokens_per_s": 2,
             "memory_gb": 2, "memory_limit_gb": 2, "quality_proxy": 1, "quality_proxy_upper": 1,
-            "quality_band_points": 1, "cost_per_mtok_usd": 4, "energy_kwh_per_mtok": 6}
+            "quality_band_points": 1, "cost_per_mtok_usd": 4, "energy_kwh_per_mtok": 6, "cost_per_hour_usd": 3,
+            "max_rps_per_replica": 2, "max_clients_per_replica": 1, "ttft_p95_ms": 1, "tpot_p95_ms": 2}
 BASIS_MEANING = {
     "spec": "datasheet peaks x documented runtime efficiencies (catalog/hardware.yaml, catalog/runtimes.yaml)",
     "calibrated": "the same formulas fed with rates the microprobes measured on this machine",
@@ -88,6 +95,15 @@ def pick_metrics(rec: dict) -> dict[str, float]:
                     metrics[name] = float(value)
                 if len(targets) > 1:
                     metrics[f"{outbox.safe_filename(t['target'])}/{name}"] = float(value)
+    plan_key = (rec.get("load") or {}).get("pick")
+    plan_pick = next((c for c in rec.get("candidates") or [] if c.get("key") == plan_key), None) if plan_key else None
+    if plan_pick:   # the capacity plan's answer across every target
+        figures = candidate_figures(plan_pick)
+        for name in ("replicas", "gpus_total", "tensor_parallel", "cost_per_hour_usd", "cost_per_mtok_usd",
+                     "max_rps_per_replica", "ttft_p95_ms", "tpot_p95_ms", "e2e_p95_ms", "quality_proxy"):
+            value = figures.get(name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[f"plan/{name}"] = float(value)
     return metrics
 
 
@@ -110,6 +126,11 @@ def recommendation_params(rec: dict) -> dict[str, str]:
     for key, value in (rec.get("constraints") or {}).items():
         if value is not None:
             params[f"constraint.{key}"] = ",".join(map(str, value)) if isinstance(value, list) else value
+    load = rec.get("load") or {}
+    if load:   # the traffic and the SLOs the capacity plan is for
+        params.update({"load.rps": load.get("rps"), "load.concurrency": load.get("concurrency"),
+                       "slo.max_ttft_ms": load.get("max_ttft_ms"), "slo.max_tpot_ms": load.get("max_tpot_ms"),
+                       "slo.max_latency_ms": load.get("max_latency_ms"), "load.pick": load.get("pick")})
     return {k: param(v) for k, v in params.items() if v is not None}
 
 
@@ -277,10 +298,11 @@ def _ensure_plot(folder: Path, payload: dict) -> None:
     if not have("matplotlib"):  # the core install: the run goes without its plot
         return
     try:
-        from advisor.recommend.plot import pareto_png
+        from advisor.recommend.plot import pareto_png, quality_cost_png
         from advisor.recommend.schema import Recommendation
 
-        pareto_png(Recommendation.model_validate(payload), target)
+        rec = Recommendation.model_validate(payload)
+        (quality_cost_png if rec.load is not None else pareto_png)(rec, target)
     except Exception:  # a report from another version: send what there is
         pass
 
