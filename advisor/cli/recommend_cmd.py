@@ -28,6 +28,9 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--formats", "formats", multiple=True, metavar="F",
               help="Allowed format ids (catalog/formats.yaml), e.g. bf16,int8,int4; repeatable or comma-separated.")
 @click.option("--gpu-hour-cost", type=click.FloatRange(min=0), help="USD per device-hour for the cost column.")
+@click.option("--quality-tolerance", type=click.FloatRange(0, 100), metavar="POINTS",
+              help="With --rps/--concurrency: pick the cheapest deployment within POINTS quality-proxy points of the "
+                   "best one that meets everything [10; 100 = the cheapest outright].")
 @click.option("--runtime", metavar="ID",
               help="Serving runtime to model (vllm, sglang, tgi, tensorrt-llm, llama.cpp/ollama, transformers) "
                    "[each target's default: vllm on named GPU targets, llama.cpp on CPU targets, "
@@ -51,7 +54,7 @@ def _list(values: tuple[str, ...]) -> list[str] | None:
 @click.option("--experiment", help="MLflow experiment [model-advisor].")
 def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, max_ttft_ms, min_tokens_per_s,
               min_quality, max_params, max_tpot_ms, min_rps, max_cost_per_hour_usd, memory_headroom, licenses,
-              concurrency, formats, gpu_hour_cost, runtime, config_path,
+              concurrency, formats, gpu_hour_cost, quality_tolerance, runtime, config_path,
               catalog_paths, local_models, user_models_only, allow_unscored, no_probe, budget_s, refresh, as_json,
               markdown_path, plot_path, show_all, no_mlflow,
               tracking_uri, experiment):
@@ -66,7 +69,7 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
           --target l4-24gb --target l40s-48gb --target h100-sxm-80gb
     --max-latency-ms defaults to the task profile's budget. With --rps (or --concurrency) every
     candidate gets a capacity plan (replicas, GPUs, USD/h, p95 latencies at that load) and the
-    pick is the cheapest that meets everything.
+    pick is the cheapest that meets everything within --quality-tolerance points of the best.
     Exit codes: 0 a model was recommended, 1 no model meets the constraints,
     2 bad arguments, 3 MLflow failed (the report is kept; send it with `advisor log`).
     """
@@ -76,7 +79,8 @@ def recommend(task, targets, prompt_tokens, new_tokens, batch, max_latency_ms, m
     flags = dict(max_latency_ms=max_latency_ms, max_ttft_ms=max_ttft_ms, min_tokens_per_s=min_tokens_per_s,
                  memory_headroom=memory_headroom, license=_list(licenses), min_quality=min_quality,
                  formats=_list(formats), max_params=max_params, gpu_hour_cost=gpu_hour_cost,
-                 max_tpot_ms=max_tpot_ms, min_rps=min_rps, max_cost_per_hour_usd=max_cost_per_hour_usd)
+                 max_tpot_ms=max_tpot_ms, min_rps=min_rps, max_cost_per_hour_usd=max_cost_per_hour_usd,
+                 quality_tolerance=quality_tolerance)
     constraints = {k: v for k, v in cfg.model_dump().items()
                    if k not in ("task", "targets", "prompt_tokens", "new_tokens", "batch", "runtime", "allow_unscored",
                                 "concurrency")

@@ -84,7 +84,8 @@ def _recommend_target(plan: Plan, target: str, *, probe: bool, budget_s, refresh
         from advisor.recommend.capacity import plan_candidates
 
         cands = plan_candidates(plan, spec, cands, probes, progress)
-        sel = select.choose_under_load(cands, _min_quality_gain(plan), plan.allow_unscored)
+        sel = select.choose_under_load(cands, _min_quality_gain(plan), plan.allow_unscored,
+                                       plan.constraints.quality_tolerance)
     else:
         cands = probes.refine(cands, estimates, failfn, plan.budget_ms)
         sel = select.choose(cands, _min_quality_gain(plan), plan.allow_unscored)
@@ -146,9 +147,11 @@ def _slo_text(plan: Plan) -> str:
 def _load_verdict(plan: Plan, where: str, cands, pick, names: dict[str, str]) -> str:
     load = plan.load
     best = select.best_quality(cands, plan.allow_unscored)
+    low = select.cheapest(cands, plan.allow_unscored)
     passing = sum(1 for c in cands if select.eligible(c, plan.allow_unscored))
     return explain.load_verdict(where, pick, best, load=explain.load_text(load.rps, load.concurrency),
-                                slo=_slo_text(plan), names=names, passing=passing)
+                                slo=_slo_text(plan), names=names, passing=passing, cheapest=low,
+                                tolerance=plan.constraints.quality_tolerance)
 
 
 def _load_plan(plan: Plan, results, candidates) -> LoadPlan:
@@ -157,7 +160,7 @@ def _load_plan(plan: Plan, results, candidates) -> LoadPlan:
 
     load, lim = plan.load, plan.rules.limits
     ok = [c for c in candidates if select.eligible(c, plan.allow_unscored)]
-    pick = min(ok, key=select.cost_key) if ok else None
+    pick = select.worth_it(ok, plan.constraints.quality_tolerance)
     best = select.best_quality(candidates, plan.allow_unscored)
     names = {t.target: t.target_name for t in results}
     where = ", ".join(t.target for t in results)

@@ -110,24 +110,43 @@ def load_text(rps: float | None, concurrency: int | None) -> str:
 
 
 def load_verdict(where: str, pick: Candidate | None, best: Candidate | None, *, load: str, slo: str,
-                 names: dict[str, str] | None = None, passing: int = 0) -> str:
-    """The answer under a load: the cheapest deployment that meets everything, weighed against the
-    best-quality one. Every figure is one of the table's."""
+                 names: dict[str, str] | None = None, passing: int = 0, cheapest: Candidate | None = None,
+                 tolerance: float = 100.0) -> str:
+    """The answer under a load: the cheapest deployment within `tolerance` quality-proxy points of the best
+    one that meets everything, weighed against the best-quality and the cheapest ones. Every figure is one
+    of the table's."""
     names = names or {}
     if pick is None:
         return (f"No model meets {slo} at {load} on {where}; see the closest misses and what to relax "
                 "(more GPUs per replica, a smaller format, or looser SLOs).")
+
+    def q_diff(a: Candidate, b: Candidate) -> float | None:
+        if a.quality_proxy is None or b.quality_proxy is None:
+            return None
+        return a.quality_proxy - b.quality_proxy
+
+    def ratio(a: Candidate, b: Candidate) -> str:
+        if a.cost_per_hour_usd and b.cost_per_hour_usd:
+            return f" ({a.cost_per_hour_usd / b.cost_per_hour_usd:.1f}x the cost)"
+        return ""
+
     per_mtok = f" (${pick.cost_per_mtok_usd:,.2f} per million generated tokens)" if pick.cost_per_mtok_usd else ""
+    why = ("the cheapest of the {n} candidate{s} that do" if tolerance >= 100 else
+           "the cheapest of the {n} candidate{s} that do within " + f"{tolerance:g}" +
+           " quality-proxy points of the best")
     text = (f"Use {pick.model} ({pick.format}) on {deployment(pick, names.get(pick.target))}: it meets {slo} at "
-            f"{load} for {cost_text(pick)}{per_mtok}, the cheapest of the {passing} candidate"
-            f"{'s' if passing != 1 else ''} that do")
-    if best is None or best.key == pick.key:
+            f"{load} for {cost_text(pick)}{per_mtok}, " + why.format(n=passing, s="s" if passing != 1 else ""))
+    parts = []
+    if best is not None and best.key != pick.key:
+        diff = q_diff(best, pick)
+        gain = f" and scores {diff:.1f} quality-proxy points higher" if diff is not None else ""
+        parts.append(f"the best-quality model that meets them, {best.model} ({best.format}), needs "
+                     f"{deployment(best, names.get(best.target))} for {cost_text(best)}{ratio(best, pick)}{gain}")
+    if cheapest is not None and cheapest.key != pick.key:
+        diff = q_diff(pick, cheapest)
+        loss = f" but scores {diff:.1f} points lower" if diff is not None else ""
+        parts.append(f"the cheapest, {cheapest.model} ({cheapest.format}) on "
+                     f"{deployment(cheapest, names.get(cheapest.target))}, costs {cost_text(cheapest)}{loss}")
+    if not parts:
         return text + "; it is also the best-quality one."
-    diff = (best.quality_proxy - pick.quality_proxy) if (best.quality_proxy is not None and
-                                                         pick.quality_proxy is not None) else None
-    gain = f" and scores {diff:.1f} quality-proxy points higher" if diff is not None else ""
-    times = ""
-    if best.cost_per_hour_usd and pick.cost_per_hour_usd:
-        times = f" ({best.cost_per_hour_usd / pick.cost_per_hour_usd:.1f}x the cost)"
-    return (text + f"; the best-quality model that meets them, {best.model} ({best.format}), needs "
-            f"{deployment(best, names.get(best.target))} for {cost_text(best)}{times}{gain}.")
+    return text + "; " + "; ".join(parts) + "."

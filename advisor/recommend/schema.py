@@ -21,6 +21,10 @@ class Constraints(Limits):
     license: list[str] | None = None              # allow-list (canonical ids after resolution)
     formats: list[str] | None = None              # format ids (catalog/formats.yaml)
     gpu_hour_cost: float | None = Field(default=None, ge=0, description="USD per device-hour")
+    # Under a load: the pick is the cheapest deployment within this many quality-proxy points (about three
+    # times the band within which proxies tie) of the best
+    # one that meets every limit (a choice of this tool: 100 picks the cheapest outright).
+    quality_tolerance: float = Field(default=10.0, ge=0, le=100)
 
 
 class RequestShape(BaseModel):

@@ -124,13 +124,28 @@ def cost_key(c: Candidate) -> tuple:
             c.e2e_p95_ms if c.e2e_p95_ms is not None else inf, c.key)
 
 
-def choose_under_load(cands: list[Candidate], min_quality_gain: float, allow_unscored: bool = False) -> Selection:
-    """The pick is the cheapest candidate that meets every constraint at the load (SLOs, --min-quality,
-    filters); small and large stay the best of their tiers by quality, for the verdict to weigh."""
+def worth_it(ok: list[Candidate], tolerance: float) -> Candidate | None:
+    """The cheapest of the candidates within `tolerance` quality-proxy points of the best one: quality is
+    bought while it comes at a price, not at any price (a tolerance of 100 picks the cheapest outright)."""
+    if not ok:
+        return None
+    top = max(quality_key(c) for c in ok)
+    return min((c for c in ok if quality_key(c) >= top - tolerance), key=cost_key)
+
+
+def choose_under_load(cands: list[Candidate], min_quality_gain: float, allow_unscored: bool = False,
+                      tolerance: float = 100.0) -> Selection:
+    """The pick is the cheapest candidate within `tolerance` points of the best quality among those that meet
+    every constraint at the load (SLOs, --min-quality, filters); small and large stay the best of their
+    tiers by quality, for the verdict to weigh."""
     sel = choose(cands, min_quality_gain, allow_unscored)
     ok = [c for c in sel.candidates if eligible(c, allow_unscored)]
-    pick = min(ok, key=cost_key) if ok else None
-    return Selection(sel.candidates, sel.small, sel.large, pick, sel.frontier)
+    return Selection(sel.candidates, sel.small, sel.large, worth_it(ok, tolerance), sel.frontier)
+
+
+def cheapest(cands: list[Candidate], allow_unscored: bool = False) -> Candidate | None:
+    ok = [c for c in cands if eligible(c, allow_unscored)]
+    return min(ok, key=cost_key) if ok else None
 
 
 def best_quality(cands: list[Candidate], allow_unscored: bool = False) -> Candidate | None:
