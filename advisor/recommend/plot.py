@@ -175,7 +175,7 @@ def quality_cost_png(rec: Recommendation, path: Path) -> Path:
                         (c.cost_per_hour_usd, c.quality_proxy), textcoords="offset points", xytext=(7, -10),
                         fontsize=7.5, color="#1d5c1d", zorder=4)
     by_key = {c.key: c for c in rec.candidates}
-    for key, marker, colour, label in ((load.pick, "*", "#ff7f0e", "pick (cheapest)"),
+    for key, marker, colour, label in ((load.pick, "*", "#ff7f0e", "pick (cheapest within the quality tolerance)"),
                                        (load.best_quality, "D", "#d62728", "best quality")):
         c = by_key.get(key) if key else None
         if c is not None and c.cost_per_hour_usd and c.quality_proxy is not None:

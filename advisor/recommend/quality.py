@@ -14,7 +14,7 @@ Not a measurement of task quality. For task T (catalog/tasks.yaml `quality_proxy
    missing score were the catalog's best, so `upper - score` is the uncertainty from missing data.
    Below T's `min_coverage` (share of the weight with a real score) the model is unscored.
 5. A weight format's documented loss (formats.yaml `quality_delta_points`, in benchmark points) moves
-   the proxy by delta x T's `format_delta_scale` position points.
+   the proxy by delta x T's `format_delta_scale` position points, never below 0.
 """
 
 from __future__ import annotations
@@ -152,6 +152,8 @@ def quality_score(entry: ModelEntry, task: TaskProfile, fmt: str, catalog=None,
     if reason is not None:
         return QualityScore(score=None, format_delta=delta, coverage=coverage, variant=variant, used=used,
                             missing=missing, reason=reason, band_points=proxy.band_points)
-    return QualityScore(score=(low + shifts) / total, upper=(up + shifts) / total, band_points=proxy.band_points,
+    # a position never goes below the catalog's lowest (0), whatever a format loses (max() keeps the order)
+    return QualityScore(score=max(0.0, (low + shifts) / total), upper=max(0.0, (up + shifts) / total),
+                        band_points=proxy.band_points,
                         base_score=low / total, format_delta=delta, coverage=coverage, variant=variant,
                         used=used, missing=missing)
