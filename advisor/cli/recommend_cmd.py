@@ -248,7 +248,7 @@ def _columns(load: bool = False):
     extra = [Column("replicas", "right", keep=85), Column("GPUs", "right", keep=45),
              Column("$/h", "right", keep=88)] if load else []
     return [Column("model"), Column("fmt"), Column("tier", keep=10), Column("quality*", "right"),
-            Column("memory", "right", keep=80), Column("TTFT", "right", keep=40), Column("p95 e2e", "right"),
+            Column("memory", "right", keep=95), Column("TTFT", "right", keep=40), Column("p95 e2e", "right"),
             Column("tok/s", "right", keep=50), Column("basis", keep=60), Column("$/Mtok", "right", keep=20),
             *extra, Column("result", wraps=True)]
 
