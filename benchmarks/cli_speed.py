@@ -34,7 +34,7 @@ def median_of(label: str, args: list[str], env: dict, runs: int, goal_s: float |
         times.append(t)
         codes.add(rc)
     med = statistics.median(times)
-    verdict = "" if goal_s is None else ("  goal < %.1f s: %s" % (goal_s, "MET" if med < goal_s else "NOT MET"))
+    verdict = "" if goal_s is None else f"  goal < {goal_s:.1f} s: {'MET' if med < goal_s else 'NOT MET'}"
     print(f"{label:<58} median {med:6.2f} s  (runs {', '.join(f'{t:.2f}' for t in times)}; exit {sorted(codes)}){verdict}")
     return med
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,7 +36,8 @@ def worker(kind: str, cases: int, seed: int, save: Path, sample: int, memory_mb:
             resource.setrlimit(resource.RLIMIT_AS, (memory_mb * 2**20, memory_mb * 2**20))
         except (ImportError, ValueError, OSError):
             pass
-    from hypothesis import HealthCheck, Phase, given, seed as hseed, settings
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
 
     from tests.fuzzing import CASE_TIMEOUT_S, run_case, run_case_subprocess, strategy
 

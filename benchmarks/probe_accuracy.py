@@ -100,8 +100,8 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from advisor.probe.arch_timing import LayerClock
-    from advisor.probe.extrapolate import TimedSamples
     from advisor.probe.build import SMALL_VOCAB, LMHead, build_body, hf_config_kwargs, torch_dtype
+    from advisor.probe.extrapolate import TimedSamples
 
     L = arch.num_hidden_layers
     kw = hf_config_kwargs(arch, L, arch.vocab_size, prompt + 2 * new + 48)

@@ -23,9 +23,9 @@ import math
 import statistics
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 DATA = Path(__file__).parent / "data"
 PUBLISHED = DATA / "published-serving.json"
@@ -449,7 +449,7 @@ def fit(cases: list[Case], cat) -> dict[str, dict]:
         base = cat.runtimes[rid]
         x0 = coordinates(params, [get_param(base, p) for p in params])
 
-        def loss(x):
+        def loss(x, base=base, params=params, mine=mine):
             try:
                 rt = with_params(base, physical(params, x))
             except Exception:

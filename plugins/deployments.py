@@ -54,14 +54,14 @@ def gate(model_uri: str, ours: dict) -> None:
     try:
         from advisor.check.engine import check
     except ImportError as exc:
-        raise MlflowException(f"advisor-gate: the check engine is not available ({exc}); refusing to deploy")
+        raise MlflowException(f"advisor-gate: the check engine is not available ({exc}); refusing to deploy") from exc
     targets = [t.strip() for t in str(ours.get("targets") or "").split(",") if t.strip()]
     try:
         report = check(policy=ours.get("policy"), targets=targets, task=ours.get("task"),
                        **_model_args(model_uri, ours))
     except Exception as exc:  # a check that cannot run is not a pass
         raise MlflowException(
-            f"advisor-gate: the check could not run ({type(exc).__name__}: {exc}); refusing to deploy")
+            f"advisor-gate: the check could not run ({type(exc).__name__}: {exc}); refusing to deploy") from exc
     if not getattr(report, "passed", False):
         failed = ", ".join(getattr(report, "failed", []) or []) or "see `advisor check`"
         raise MlflowException(f"advisor-gate: check failed for {model_uri}: {failed}; refusing to deploy")

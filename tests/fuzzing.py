@@ -240,7 +240,7 @@ def laughs(levels: int, fanout: int, *, where: str = "models") -> str:
     for i in range(1, levels + 1):
         lines.append(f"  - &{names[i]} [" + ", ".join([f"*{names[i - 1]}"] * fanout) + "]")
     if where == "models":
-        lines += [f"models:", f"  - id: bomb", f"    name: bomb", f"    aliases: *{names[-1]}",
+        lines += ["models:", "  - id: bomb", "    name: bomb", f"    aliases: *{names[-1]}",
                   f"    notes: *{names[-1]}"]
     elif where == "targets":
         lines += ["targets:", "  - id: bomb", f"    peak_tflops: {{fp32: *{names[-1]}}}", f"    name: *{names[-1]}"]

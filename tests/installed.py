@@ -121,7 +121,7 @@ def make_venv(root: Path, *requirements: str) -> Install:
             pytest.skip(f"no package index reachable to install {' '.join(requirements)} into a fresh venv: "
                         f"{output.strip().splitlines()[-1][:200]}")
         raise AssertionError(f"pip install {' '.join(requirements)} failed:\n"
-                             + "\n".join(l for l in output.splitlines() if "Location 'file:" not in l)[-3000:])
+                             + "\n".join(line for line in output.splitlines() if "Location 'file:" not in line)[-3000:])
     return Install(root, " ".join(requirements), install_s=time.monotonic() - started)
 
 

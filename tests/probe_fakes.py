@@ -3,8 +3,8 @@ parts take known times on it (no sleeps: every timing is exact)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 from advisor.probe.arch_timing import Timed
 

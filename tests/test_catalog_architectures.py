@@ -218,7 +218,7 @@ def test_architecture_families_validate(tmp_path):
 
 
 def test_builtin_families_resolve_every_rule():
-    from advisor.catalog.families import RULES, _OPTIONAL_RULES
+    from advisor.catalog.families import _OPTIONAL_RULES, RULES
 
     for model_type in REGISTRY.all():
         fam = REGISTRY.resolve(model_type)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_advisor
 
 import advisor
-from conftest import run_advisor
 
 L40S = 1.861          # catalog/hardware.yaml: USD per GPU-hour (g6e.xlarge, us-east-1, 2026-01-21)
 

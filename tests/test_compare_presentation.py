@@ -61,7 +61,7 @@ def test_without_task_there_is_one_table_per_task(store, capsys, monkeypatch):
     chat = out[out.index(titles[0]):out.index(titles[1])]
     assert "l4-24gb (what-if)" in chat and "a10g-24gb" not in chat
     assert all(len(line) <= 80 for line in out.splitlines()), out
-    for (task, target), (_, rec) in runs.items():
+    for _, rec in runs.values():
         pick = rec.primary.pick
         assert pick is None or f" {pick.model}:{pick.format} " in out     # the pick's id, whole
 

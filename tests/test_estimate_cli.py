@@ -13,8 +13,8 @@ from advisor.catalog.loader import load_catalog
 from advisor.errors import UsageError
 from advisor.estimate.device import from_target
 from advisor.estimate.engine import Request, estimate, estimate_entry
-from tests.conftest import run_advisor
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
+from tests.conftest import run_advisor
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
 CAT = str(FIX / "catalog.yaml")

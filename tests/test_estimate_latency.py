@@ -10,8 +10,14 @@ from advisor.catalog.loader import load_catalog
 from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate.device import DeviceSpec, cpu_peak_tflops, from_profile
-from advisor.estimate.flops import (attention_flops, decode_step_flops, experts_touched, moe_read_fraction,
-                                    prefill_activation_traffic, prefill_flops)
+from advisor.estimate.flops import (
+    attention_flops,
+    decode_step_flops,
+    experts_touched,
+    moe_read_fraction,
+    prefill_activation_traffic,
+    prefill_flops,
+)
 from advisor.estimate.latency import calibrated_rates, latency_estimate, spec_rates
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
 from advisor.hardware.schema import CPUInfo, GPUInfo, HardwareProfile

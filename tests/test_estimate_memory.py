@@ -15,8 +15,14 @@ from hypothesis import strategies as st
 from advisor.catalog.loader import load_catalog
 from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.estimate.formats import embedding_bytes
-from advisor.estimate.memory import (MemoryBreakdown, device_share, kv_cache_bytes, linear_out_channels,
-                                     memory_breakdown, weight_terms)
+from advisor.estimate.memory import (
+    MemoryBreakdown,
+    device_share,
+    kv_cache_bytes,
+    linear_out_channels,
+    memory_breakdown,
+    weight_terms,
+)
 from advisor.estimate.parallel import Split
 from advisor.estimate.pool import activation_peak, engine_memory
 

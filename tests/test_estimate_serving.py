@@ -13,8 +13,16 @@ from advisor.errors import UsageError
 from advisor.estimate import serving
 from advisor.estimate.device import DeviceSpec, from_target
 from advisor.estimate.latency import Model, latency_estimate, spec_rates, streamed_weight_bytes
-from advisor.estimate.parallel import (Link, Split, allreduce_ms, communication_ms, kv_share, split_for,
-                                       tensor_degree_ok, valid_degrees)
+from advisor.estimate.parallel import (
+    Link,
+    Split,
+    allreduce_ms,
+    communication_ms,
+    kv_share,
+    split_for,
+    tensor_degree_ok,
+    valid_degrees,
+)
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
 

@@ -10,6 +10,7 @@ import json
 
 from advisor.hardware import nvml, profile
 from tests import fuzzing
+
 # fresh_state: the same autouse fixture (profile cache and NVML state reset around each test)
 from tests.test_hardware_profile import NVMLError, fake_pynvml, fresh_state, use_fake  # noqa: F401
 

@@ -33,13 +33,13 @@ CASES = {
     "yaml !!int in --policy": _case("policy", {"p.yaml": b"request: {prompt_tokens: !!int lots}\n"},
                                     ["check", "--policy", "{dir}/p.yaml", "--no-probe", "--no-mlflow"]),
     # advisor/catalog/hfconfig.py: json.loads raises a plain ValueError past 4300 digits
-    "config.json 5000-digit int": _case("hf-config", {"config.json": ('{"model_type": "llama", "hidden_size": %s}'
-                                                                      % BIG_INT).encode()},
+    "config.json 5000-digit int": _case("hf-config", {"config.json": ('{"model_type": "llama", "hidden_size": '
+                                                                      f'{BIG_INT}}}').encode()},
                                         ["catalog", "import-hf-config", "{dir}/config.json", "--id", "x"]),
     # advisor/hardware/profile.py load_fixture: RecursionError and the int-digits ValueError
     "hardware fixture deep JSON": _case("hardware-profile", {"hw.json": b"[" * 100000},
                                         ["profile", "--no-torch"], {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
-    "hardware fixture 5000-digit int": _case("hardware-profile", {"hw.json": ('{"count": %s}' % BIG_INT).encode()},
+    "hardware fixture 5000-digit int": _case("hardware-profile", {"hw.json": f'{{"count": {BIG_INT}}}'.encode()},
                                              ["profile", "--no-torch", "--json"],
                                              {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
     # advisor/hardware/parse.py peak_bandwidth_gbs and advisor/hardware/match.py match_target:

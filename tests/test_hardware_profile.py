@@ -19,7 +19,6 @@ from advisor.hardware.profile import (
     TORCH_UNCHECKED_NOTE,
     build_profile,
     detect_profile,
-    fingerprint,
     load_fixture,
     restrict_targets,
     target_profile,

@@ -37,7 +37,7 @@ def _report(res) -> str:
 
 @pytest.mark.slow
 @pytest.mark.skipif("postgresql" not in BACKENDS, reason="ADVISOR_LOAD_BACKENDS excludes postgresql")
-def test_concurrent_recommendations_all_arrive_on_postgresql(postgres, tmp_path):
+def test_concurrent_recommendations_all_arrive_on_postgresql(postgres, tmp_path):  # noqa: F811 - the fixture
     res = load_test("postgresql", tmp_path, processes=PROCESSES, workers=2, pg=postgres)
     print(res.line())
     assert res.ok, _report(res)

@@ -51,7 +51,7 @@ def test_the_run_says_where_its_numbers_come_from(logged):
     note = tags["mlflow.note.content"]          # the run page's description
     assert rec.primary.verdict in note and "**spec**: datasheet peaks" in note
     assert "runtime modelled: vllm" in note and f"catalog {rec.catalog_version}" in note
-    from advisor.rules.table import gb, secs   # the figures as the terminal table and the verdict write them
+    from advisor.rules.table import gb, secs  # the figures as the terminal table and the verdict write them
 
     assert f"**{pick.model}:{pick.format}**, p95 {secs(pick.e2e_p95_ms)} (spec), {gb(pick.memory_bytes)} (spec)" in note
 

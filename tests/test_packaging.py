@@ -13,12 +13,12 @@ import ast
 import json
 import subprocess
 import time
-import tomllib
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 # Full MLflow's dependencies that a CI gate does not need; none may come with a plain install.

@@ -58,9 +58,10 @@ def test_entry_points_are_installed_and_load():
 
 
 def test_mlflow_registered_our_providers():
-    import advisor_plugins.run_context as rc
     from mlflow.models.evaluation.evaluator_registry import _model_evaluation_registry
     from mlflow.tracking.context.registry import _run_context_provider_registry
+
+    import advisor_plugins.run_context as rc
 
     assert any(isinstance(p, rc.AdvisorRunContextProvider) for p in _run_context_provider_registry)
     assert _model_evaluation_registry.is_registered("advisor")

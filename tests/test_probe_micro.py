@@ -43,9 +43,8 @@ def test_microprobes_respect_the_memory_cap(monkeypatch):
 
 def test_microprobe_rates_are_cached(monkeypatch):
     calls = []
-    from advisor.probe import micro
-
     from advisor.estimate.schema import MeasuredRates
+    from advisor.probe import micro
 
     canned = MeasuredRates(device="cpu", matmul_tflops={"fp32": 0.1}, bandwidth_gbs=20.0, step_overhead_ms=0.01)
     monkeypatch.setattr(micro, "run_microprobes", lambda *a, **kw: calls.append(1) or canned)

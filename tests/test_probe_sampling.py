@@ -6,8 +6,16 @@ import pytest
 from pydantic import ValidationError
 
 from advisor.probe.arch_config import ArchProbeConfig
-from advisor.probe.sampling import (SamplingState, decode_blocks, decode_may_stop, next_round, prefill_fits,
-                                    size_target_s, steadying_target_s, unsteady)
+from advisor.probe.sampling import (
+    SamplingState,
+    decode_blocks,
+    decode_may_stop,
+    next_round,
+    prefill_fits,
+    size_target_s,
+    steadying_target_s,
+    unsteady,
+)
 
 DEFAULT = ArchProbeConfig()
 

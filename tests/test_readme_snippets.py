@@ -12,8 +12,6 @@ import time
 import warnings
 from pathlib import Path
 
-import pytest
-
 from tests.pg_server import Postgres, create_database, mlflow_on, postgres  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,7 +7,6 @@ import json
 import math
 
 import pytest
-
 from conftest import run_advisor
 
 CHAT = ["recommend", "--task", "chat", "--max-ttft-ms", "1000", "--max-tpot-ms", "50", "--formats", "fp8",

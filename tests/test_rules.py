@@ -10,8 +10,16 @@ from advisor.errors import UsageError
 from advisor.rules.licences import canonical, resolve_allow_list
 from advisor.rules.limits import LIMIT_KEYS, Limits
 from advisor.rules.resolve import resolve_rules
-from advisor.rules.table import (RULES_BY_KEY, THRESHOLD_RULES, Figures, RuleSet, evaluate, failures,
-                                 memory_results, threshold_result)
+from advisor.rules.table import (
+    RULES_BY_KEY,
+    THRESHOLD_RULES,
+    Figures,
+    RuleSet,
+    evaluate,
+    failures,
+    memory_results,
+    threshold_result,
+)
 
 FIG = Figures(format="bf16", memory_verdict="fits", memory_bytes=9e9, memory_available_bytes=10e9,
               e2e_p95_ms=2000.0, ttft_ms=300.0, tokens_per_s=50.0, quality=60.0, params_total=3e9,
@@ -166,8 +174,7 @@ def test_an_engine_that_keeps_memory_free_is_not_charged_the_default_headroom_ag
 
 from dataclasses import FrozenInstanceError  # noqa: E402
 
-from advisor.rules.table import (RuleResult, ThresholdRule, format_result, gb, licence_result,  # noqa: E402
-                                 secs)
+from advisor.rules.table import RuleResult, ThresholdRule, format_result, gb, licence_result, secs  # noqa: E402
 
 
 @pytest.mark.parametrize("ms,text", [(None, "-"), (999.4, "999 ms"), (999.6, "1000 ms"), (1000.0, "1.00 s"),

@@ -226,7 +226,6 @@ def test_credentials_never_reach_params_tags_or_artifacts(mlflow_server, monkeyp
 def test_the_reports_hardware_wins_over_this_machines(mlflow_server, monkeypatch):
     """A report made elsewhere (CPU-only box) keeps its own inventory, none of this machine's tags."""
     import advisor_plugins.run_context as rc
-
     from advisor.hardware.profile import clear_cache
 
     monkeypatch.setenv("ADVISOR_HARDWARE_FIXTURE", str(FIX / "hardware-h100.json"))

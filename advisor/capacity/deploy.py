@@ -7,8 +7,8 @@ either; a target without a price stays unpriced (never a guessed price).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 from advisor.capacity.plan import Pricing
 from advisor.capacity.replica import ReplicaSpec, bind_replica

@@ -10,8 +10,8 @@ and the instances are paid for. A target without a price is planned in GPUs and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from advisor.capacity.replica import ReplicaSpec, step_bound
 from advisor.capacity.search import SLO, Limit, closed_sized, max_clients, max_rate, mean_value, saturated_rate, sized

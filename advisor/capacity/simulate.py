@@ -36,8 +36,9 @@ import heapq
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 StepFn = Callable[[int, float], float]        # (sequences decoding, mean context tokens) -> ms
 PrefillFn = Callable[[int, int], float]       # (sequences, prompt tokens) -> ms of a prefill-only forward
@@ -168,7 +169,7 @@ class Percentiles:
     max: float
 
     @classmethod
-    def of(cls, values: list[float]) -> "Percentiles":
+    def of(cls, values: list[float]) -> Percentiles:
         vals = sorted(v for v in values if not math.isnan(v))
         if not vals:
             nan = float("nan")

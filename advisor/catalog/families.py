@@ -17,7 +17,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from advisor.catalog.schema import Strict, _check_source as check_source
+from advisor.catalog.schema import Strict
+from advisor.catalog.schema import _check_source as check_source
 
 BASE_FAMILY = "llama"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

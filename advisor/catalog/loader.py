@@ -8,15 +8,13 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from pydantic import BaseModel, ValidationError
 
 from advisor.catalog.families import REGISTRY, ArchitectureFamily, check_families
 from advisor.catalog.hfconfig import architecture_from_path
 from advisor.catalog.params import derived_params
-from advisor.catalog.schema import (BenchmarkSpec, FormatSpec, HardwareTarget, LicenceSpec, ModelEntry,
-                                   TaskProfile, Tier)
 from advisor.catalog.runtimes import RuntimeProfile
+from advisor.catalog.schema import BenchmarkSpec, FormatSpec, HardwareTarget, LicenceSpec, ModelEntry, TaskProfile, Tier
 from advisor.errors import CatalogError, unknown_id
 from advisor.yamlio import field_errors, load_yaml, strip_lines
 

@@ -412,7 +412,7 @@ class ModelEntry(Strict):
         assert self.architecture is not None, "hf_config entries are resolved by the loader"
         return self.architecture
 
-    def with_architecture(self, arch: Architecture, **update) -> "ModelEntry":
+    def with_architecture(self, arch: Architecture, **update) -> ModelEntry:
         """A copy with `arch` (resolved from hf_config or a local config), carrying params_vision into it."""
         if self.params_vision:
             arch = arch.model_copy(update={"vision_params": self.params_vision})
@@ -569,7 +569,7 @@ class HardwareTarget(Strict):
     def is_instance(self) -> bool:
         return self.device is not None
 
-    def with_device(self, device: "HardwareTarget") -> "HardwareTarget":
+    def with_device(self, device: HardwareTarget) -> HardwareTarget:
         """This instance with every figure it does not set taken from its device target."""
         update = {f: getattr(device, f) for f in DEVICE_FIELDS if getattr(self, f) is None}
         if self.source is None:

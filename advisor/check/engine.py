@@ -13,8 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from advisor.check.policy import (DEFAULT_FORMAT, DEFAULT_NEW_TOKENS, DEFAULT_PROMPT_TOKENS, Policy, load_policy,
-                                  merge)
+from advisor.check.policy import DEFAULT_FORMAT, DEFAULT_NEW_TOKENS, DEFAULT_PROMPT_TOKENS, Policy, load_policy, merge
 from advisor.check.schema import CheckReport, TargetResult
 from advisor.errors import UsageError
 

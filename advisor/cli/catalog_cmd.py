@@ -200,7 +200,6 @@ def show(model_id, catalog_paths, as_json):
         print_json({**m.model_dump(mode="json"), "derived": facts})
         return
     import yaml
-
     from rich.markup import escape as e
 
     out = console()
@@ -276,8 +275,7 @@ def import_hf_config(config, model_id, license_):
     """
     import yaml
 
-    from advisor.catalog.hfconfig import (architecture_from_config, checkpoint_format, has_vision_tower,
-                                          read_config_json)
+    from advisor.catalog.hfconfig import architecture_from_config, checkpoint_format, has_vision_tower, read_config_json
     from advisor.catalog.params import derived_params
     from advisor.catalog.schema import _ID_RE
 

@@ -10,7 +10,6 @@ import click
 
 from advisor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AdvisorError
 
-
 # click >= 8.2 raises this for a group called without a command; older versions print the help.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 

@@ -57,11 +57,10 @@ def _ms(x: float | None) -> str:
 
 
 def _table(rows: list[dict], rates) -> None:
-    from rich.table import Table
-
     import sys
 
     from rich.console import Console
+    from rich.table import Table
 
     t = Table(title="Latency on this machine (shape: batch x prompt tokens; decode: one step)", title_justify="left")
     for col, just in [("model", "left"), ("method", "left"), ("fmt", "left"), ("shape", "right"),

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import click
 
-from advisor.cli.common import (catalog_option, console, info, json_option, local_models_options, print_json,
-                                threshold_options)
+from advisor.cli.common import (
+    catalog_option,
+    console,
+    info,
+    json_option,
+    local_models_options,
+    print_json,
+    threshold_options,
+)
 from advisor.errors import EXIT_FAILED, EXIT_INFRA, UsageError
 
 

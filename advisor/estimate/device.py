@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from advisor.catalog.runtimes import RuntimeProfile
 from advisor.catalog.schema import HardwareTarget
 from advisor.errors import UsageError
-from advisor.catalog.runtimes import RuntimeProfile
 from advisor.hardware.schema import HardwareProfile
 
 

@@ -12,8 +12,14 @@ from advisor.estimate import device as devmod
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.formats import COMMUNITY_LABEL, compute_dtype, format_origin, servable_formats, weight_terms
 from advisor.estimate.latency import Rates, calibrated_rates, latency_estimate, spec_rates
-from advisor.estimate.memory import (KV_FORMAT_BYTES, device_share, kv_cache_bytes, kv_element_bytes, memory_breakdown,
-                                     recurrent_state_bytes)
+from advisor.estimate.memory import (
+    KV_FORMAT_BYTES,
+    device_share,
+    kv_cache_bytes,
+    kv_element_bytes,
+    memory_breakdown,
+    recurrent_state_bytes,
+)
 from advisor.estimate.parallel import Split, split_for, valid_degrees
 from advisor.estimate.pool import engine_memory, max_num_seqs
 from advisor.estimate.schema import Estimate, LatencyMeasurement, MeasuredRates, MemoryEstimate

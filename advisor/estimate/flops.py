@@ -122,7 +122,7 @@ def score_elements(arch: Architecture, *, batch: int, prompt: int, context_start
         return batch * arch.num_attention_heads * attention_keys(arch, queries=prompt, context_start=context_start)
     total = 0.0
     end = context_start + prompt
-    for mixer, window, n in attention_layers(arch):
+    for _mixer, window, n in attention_layers(arch):
         span = end if window is None else min(end, window)
         total += n * prompt * span
     return batch * arch.num_attention_heads * total

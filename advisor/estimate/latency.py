@@ -27,8 +27,14 @@ from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate import serving
 from advisor.estimate.device import DeviceSpec
-from advisor.estimate.flops import (decode_step_flops, ffn_widths, moe_read_fraction, prefill_activation_traffic,
-                                    prefill_flops, score_elements)
+from advisor.estimate.flops import (
+    decode_step_flops,
+    ffn_widths,
+    moe_read_fraction,
+    prefill_activation_traffic,
+    prefill_flops,
+    score_elements,
+)
 from advisor.estimate.formats import compute_dtype, embedding_bytes
 from advisor.estimate.memory import activation_bytes, kv_cache_bytes
 from advisor.estimate.parallel import Link, Split, communication_ms, kv_share

@@ -44,7 +44,7 @@ class Spread(BaseModel):
     stdev: float
 
     @classmethod
-    def from_values(cls, values_ms: list[float]) -> "Spread":
+    def from_values(cls, values_ms: list[float]) -> Spread:
         import statistics
 
         vals = sorted(values_ms)

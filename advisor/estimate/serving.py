@@ -17,8 +17,9 @@ waits (k - 1) / 2 steps on average before its prefill.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 Mode = Literal["static", "continuous", "open-loop", "saturated"]
 

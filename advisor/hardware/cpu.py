@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PROC_CPUINFO = Path("/proc/cpuinfo")
 # cgroup v2, then v1: a container's memory limit is what a model must fit in, not the host's RAM.

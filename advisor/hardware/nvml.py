@@ -8,7 +8,8 @@ Indices are NVML's, which ignore CUDA_VISIBLE_DEVICES.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from advisor.hardware.parse import ERROR_PREFIX  # the parser recognises failed getters by it
 

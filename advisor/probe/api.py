@@ -10,17 +10,24 @@ Results are cached per machine fingerprint, software versions, architecture, for
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
 from advisor.catalog.schema import Architecture, ModelEntry
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates
 from advisor.probe.arch_probe import ArchProbeDetail
-from advisor.probe.base import (DEFAULT_BUDGET_S, PROBED_FORMATS, TORCH_MISSING, Budget, BudgetExhausted,
-                                DoesNotFit, ProbeConfig, Progress)
-from advisor.probe.cache import (CacheKey, ProbeCache, architecture_hash, machine_fingerprint,
-                                 software_versions)
+from advisor.probe.base import (
+    DEFAULT_BUDGET_S,
+    PROBED_FORMATS,
+    TORCH_MISSING,
+    Budget,
+    BudgetExhausted,
+    DoesNotFit,
+    ProbeConfig,
+    Progress,
+)
+from advisor.probe.cache import CacheKey, ProbeCache, architecture_hash, machine_fingerprint, software_versions
 
 MICRO_MAX_S = 10.0
 

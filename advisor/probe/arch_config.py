@@ -69,7 +69,7 @@ class ArchProbeConfig(BaseModel):
     round_budget_margin: float = Field(default=1.5, ge=1)
 
     @model_validator(mode="after")
-    def _floor_under_cap(self) -> "ArchProbeConfig":
+    def _floor_under_cap(self) -> ArchProbeConfig:
         if self.min_sample_s > self.sample_max_s:
             raise ValueError(f"min_sample_s ({self.min_sample_s}) is above sample_max_s ({self.sample_max_s})")
         return self

@@ -19,7 +19,7 @@ the samples into a LatencyMeasurement.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pydantic import BaseModel
 
@@ -44,7 +44,6 @@ def probe_memory_bytes(arch: Architecture, depth: int, fmt: str, batch: int, pro
                        steps: int) -> int:
     """What the probe allocates at most: truncated weights, the head, KV cache, prefill logits and activations."""
     from advisor.catalog.params import param_breakdown
-
     from advisor.probe.build import PREFILL_HEAD_COLUMNS
 
     b = dtype_bytes(fmt)

@@ -9,14 +9,22 @@ by a fake model on a fake clock.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from advisor.probe.arch_config import ArchProbeConfig
 from advisor.probe.base import Budget, Progress, report
 from advisor.probe.extrapolate import TimedSamples
-from advisor.probe.sampling import (SamplingState, decode_blocks, decode_may_stop, next_round, prefill_fits,
-                                    size_target_s, steadying_target_s)
+from advisor.probe.sampling import (
+    SamplingState,
+    decode_blocks,
+    decode_may_stop,
+    next_round,
+    prefill_fits,
+    size_target_s,
+    steadying_target_s,
+)
 
 
 class TimedModel(Protocol):

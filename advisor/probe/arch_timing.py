@@ -9,8 +9,9 @@ drive the probe with a fake model that advances a fake clock.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from advisor.catalog.schema import Architecture
 from advisor.probe.timing import sync

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,7 +77,7 @@ class Budget:
             raise BudgetExhausted(f"budget exhausted before {what} (budget {self.seconds:.3g} s, "
                                   f"{self.elapsed:.1f} s spent)")
 
-    def sub(self, share: float) -> "Budget":
+    def sub(self, share: float) -> Budget:
         """A budget for one phase: `share` of what is left (the parent deadline still applies)."""
         if self.seconds is None:
             return Budget(None, self._clock)
@@ -128,5 +129,5 @@ class Probe(ABC):
             state.clear()
             free_device(device, watch)
 
-    def release(self, state: dict) -> None:
+    def release(self, state: dict) -> None:  # noqa: B027 - an optional hook; most probes attach nothing
         """Undo what measuring attached to live objects (hooks) before they are dropped."""

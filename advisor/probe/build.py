@@ -8,8 +8,9 @@ The LM head is built on its own at full vocabulary size because it does not scal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from advisor.catalog.schema import Architecture
 

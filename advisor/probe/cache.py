@@ -7,9 +7,8 @@ directory only costs the caching (a warning), never the measurement.
 
 from __future__ import annotations
 
-import functools
-
 import datetime as _dt
+import functools
 import hashlib
 import json
 import os

@@ -5,6 +5,7 @@ step and the host overhead of one (tiny) transformer layer -> MeasuredRates."""
 from __future__ import annotations
 
 import statistics
+from functools import partial
 
 from advisor.estimate.schema import MeasuredRates
 from advisor.probe.base import Budget, DoesNotFit, Progress, report
@@ -44,7 +45,7 @@ def matmul_tflops(device: str, fmt: str, shape: tuple[int, int, int], deadline) 
     a = torch.randn(m, k, device=device).to(torch_dtype(fmt))
     b = torch.randn(k, n, device=device).to(torch_dtype(fmt))
     try:
-        ts = repeat_ms(lambda: a @ b, device, repeats=10, warmup=2, deadline=deadline)
+        ts = repeat_ms(partial(torch.matmul, a, b), device, repeats=10, warmup=2, deadline=deadline)
     finally:
         del a, b
     return 2 * m * k * n / (statistics.median(ts) / 1000) / 1e12
@@ -66,7 +67,7 @@ def gemv_gbs(device: str, fmt: str, shape: tuple[int, int], deadline) -> float:
     w = torch.randn(k, n, device=device).to(dtype)
     x = torch.randn(1, k, device=device).to(dtype)
     try:
-        ts = repeat_ms(lambda: x @ w, device, repeats=8, warmup=2, deadline=deadline)
+        ts = repeat_ms(partial(torch.matmul, x, w), device, repeats=8, warmup=2, deadline=deadline)
     finally:
         nbytes = w.numel() * w.element_size()
         del w, x
@@ -79,7 +80,7 @@ def copy_gbs(device: str, nbytes: int, deadline) -> float:
     x = torch.ones(nbytes // 4, device=device, dtype=torch.float32)
     y = torch.empty_like(x)
     try:
-        ts = repeat_ms(lambda: y.copy_(x), device, repeats=8, warmup=1, deadline=deadline)
+        ts = repeat_ms(partial(y.copy_, x), device, repeats=8, warmup=1, deadline=deadline)
     finally:
         del x, y
     return 2 * nbytes / (statistics.median(ts) / 1000) / 1e9
@@ -120,7 +121,7 @@ def per_layer_overhead_ms(device: str, deadline) -> float:
                 model.layers = torch.nn.ModuleList(list(layers)[:depth])
                 cache = full_cache[:depth]
                 out[depth] = statistics.median(
-                    repeat_ms(lambda: model(tok, cache), device, repeats=20, warmup=3, deadline=deadline))
+                    repeat_ms(partial(model, tok, cache), device, repeats=20, warmup=3, deadline=deadline))
                 model.layers = layers
     finally:
         del model

@@ -19,8 +19,8 @@ inference scenario samples ("at least `iterations` and at least `duration` secon
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from advisor.probe.arch_config import ArchProbeConfig
 

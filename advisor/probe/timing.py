@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def resolve_device(device: str | None) -> str:
@@ -14,7 +13,7 @@ def resolve_device(device: str | None) -> str:
     return _auto_device()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _auto_device() -> str:
     """cuda:0 when torch sees a GPU, else cpu; remembered per machine and torch version in the cache
     dir, so reading cached probe results does not import torch (1-2 s)."""

@@ -15,6 +15,7 @@ which serves the same model as its 16-bit format with twice the bytes, is not pl
 from __future__ import annotations
 
 import math
+
 from advisor.capacity.deploy import cost_basis, layouts_builder, pricing_for
 from advisor.capacity.plan import CandidatePlan, LayoutPlan, Pricing, plan_candidate
 from advisor.capacity.search import SLO

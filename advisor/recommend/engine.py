@@ -8,15 +8,14 @@ the rules from advisor.rules, quality from the proxy.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Callable
 
 from advisor import __version__
 from advisor.recommend import explain, select
 from advisor.recommend.build import estimate_candidates, rule_failures
 from advisor.recommend.resolve import Plan, describe_target, resolve
-from advisor.recommend.schema import (Constraints, GenerationAdvice, LoadPlan, Recommendation,
-                                     TargetRecommendation)
+from advisor.recommend.schema import Constraints, GenerationAdvice, LoadPlan, Recommendation, TargetRecommendation
 from advisor.rules.table import evaluate, failures
 
 
@@ -217,7 +216,6 @@ def recommend(task: str = "summarization", *, targets: list[str] | tuple[str, ..
         probes_used.extend(probes.used())
         results.append(result)
         all_candidates.extend(cands)
-    gen = plan.task.generation
     return Recommendation(
         report_id=uuid.uuid4().hex, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         advisor_version=__version__, task=task, task_description=plan.task.description, shape=plan.shape,

@@ -8,7 +8,8 @@ used for any candidate that has one. Without torch nothing runs and the notes sa
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from advisor.recommend.schema import Candidate
 

@@ -93,7 +93,7 @@ class Candidate(BaseModel):
     tpot_p95_ms: float | None = None
     serving_layout: str | None = None            # "vLLM with TP 2, 3 replicas behind a load balancer (...)"
     serve_commands: list[str] = Field(default_factory=list)   # one vLLM command line per replica
-    layouts: list["LayoutFigures"] = Field(default_factory=list)   # every tensor-parallel degree tried
+    layouts: list[LayoutFigures] = Field(default_factory=list)   # every tensor-parallel degree tried
     capacity_note: str | None = None             # why it was not planned, or what the plan assumes
     passed: bool
     reasons: list[str] = Field(default_factory=list)      # why rejected, with numbers

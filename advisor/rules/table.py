@@ -9,10 +9,11 @@ policy thresholds and the config keys follow from them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
-from advisor.rules.limits import DEFAULT_HEADROOM, LIMIT_KEYS, Limits
+from advisor.rules.limits import DEFAULT_HEADROOM, Limits
 
 Status = Literal["pass", "fail", "unknown"]
 

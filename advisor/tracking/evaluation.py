@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PREFIX = "advisor/"
 DEFAULTS = {"warmup": 1, "repeats": 5, "max_rows": 32, "targets": [], "format": "bf16",

@@ -19,8 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from advisor.tracking import outbox
-from advisor.tracking.hardware_tags import inventory_tags, local_inventory_tags
 from advisor.tracking.artifacts import log_files
+from advisor.tracking.hardware_tags import inventory_tags, local_inventory_tags
 from advisor.tracking.limits import param, tag
 
 PICK_METRICS = ("ttft_ms", "e2e_p50_ms", "e2e_p95_ms", "tokens_per_s", "memory_gb", "quality_proxy",
