@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {rid}: {why}")
     print(f"  and {sum(1 for _, w in skipped if w == NO_LOAD)} rows that state no concurrency or request rate "
           "(single-stream latency rows: benchmarks/serving_accuracy.py checks them)")
-    print(f"\nGOAL: median |error| <= {100 * GOAL:.0f}% on per-stream TPOT ({100 * all_sum['tpot']['median']:.1f}%) and "
+    print(f"\nGOAL: median |error| <= {100 * GOAL:.0f}% on per-stream TPOT "
+          f"({100 * all_sum['tpot']['median']:.1f}%) and "
           f"total throughput ({100 * all_sum['throughput']['median']:.1f}%), all replayed rows: "
           f"{'MET' if met else 'NOT MET'}")
     print(f"simulated {len(used)} rows in {elapsed:.2f} s")

@@ -35,7 +35,8 @@ def median_of(label: str, args: list[str], env: dict, runs: int, goal_s: float |
         codes.add(rc)
     med = statistics.median(times)
     verdict = "" if goal_s is None else f"  goal < {goal_s:.1f} s: {'MET' if med < goal_s else 'NOT MET'}"
-    print(f"{label:<58} median {med:6.2f} s  (runs {', '.join(f'{t:.2f}' for t in times)}; exit {sorted(codes)}){verdict}")
+    print(f"{label:<58} median {med:6.2f} s  (runs {', '.join(f'{t:.2f}' for t in times)}; "
+          f"exit {sorted(codes)}){verdict}")
     return med
 
 
@@ -55,7 +56,8 @@ def main() -> int:
         cold_env = dict(env, ADVISOR_CACHE_DIR=f"{work}/cold-cache-{i}")
         t, rc = timed(rec, cold_env)
         cold.append(t)
-        print(f"{'recommend --task summarization, cold (probing, default budget)':<58} run {i + 1}: {t:6.2f} s (exit {rc})")
+        print(f"{'recommend --task summarization, cold (probing, default budget)':<58} "
+              f"run {i + 1}: {t:6.2f} s (exit {rc})")
         env["ADVISOR_CACHE_DIR"] = cold_env["ADVISOR_CACHE_DIR"]  # warm runs reuse this cache
     if cold:
         med = statistics.median(cold)

@@ -118,10 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows: {s['rows']} (target {TARGET}, bf16, transformers, spec basis)")
     print(f"peak memory error: mean {100 * s['peak']['mean']:.2f}%, worst {100 * s['peak']['worst']:.2f}% "
           f"-> goal (<= 5% on every row) {'MET' if s['memory_goal_met'] else 'NOT MET'}")
-    print(f"prefill error, models >= 1B ({s['prefill_rows_ge_1b']} rows): mean {100 * s['prefill_ge_1b']['mean']:.1f}%, "
+    print(f"prefill error, models >= 1B ({s['prefill_rows_ge_1b']} rows): "
+          f"mean {100 * s['prefill_ge_1b']['mean']:.1f}%, "
           f"worst {100 * s['prefill_ge_1b']['worst']:.1f}% -> goal (<= 25%) "
-          f"{'MET' if s['prefill_goal_met'] else 'NOT MET'} ({s['prefill_rows_ge_1b_within']}/{s['prefill_rows_ge_1b']} rows within)")
-    print(f"prefill error, all rows: mean {100 * s['prefill_all']['mean']:.1f}%, worst {100 * s['prefill_all']['worst']:.1f}%")
+          f"{'MET' if s['prefill_goal_met'] else 'NOT MET'} "
+          f"({s['prefill_rows_ge_1b_within']}/{s['prefill_rows_ge_1b']} rows within)")
+    print(f"prefill error, all rows: mean {100 * s['prefill_all']['mean']:.1f}%, "
+          f"worst {100 * s['prefill_all']['worst']:.1f}%")
     print(f"decode error (spec; host overhead varies 4x between passes): mean {100 * s['decode']['mean']:.0f}%, "
           f"worst {100 * s['decode']['worst']:.0f}%")
     print("note: the runtime constants in catalog/runtimes.yaml (retained outputs, workspace, overheads, matmul "

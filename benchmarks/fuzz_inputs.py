@@ -10,7 +10,7 @@ driving the real CLI entry point in-process (tests/fuzzing.py). A crash is a tra
 exactly one error line, or a case running past its time limit. Crashing cases are saved under
 --save (default $TMPDIR/advisor-fuzz-crashes/<kind>/<n>/) with their files and case.json.
 Exit status: 0 when no kind crashed, 1 otherwise.
-"""
+"""  # noqa: E501  (line 5 is --help text: wrapping it would change what --help prints)
 
 from __future__ import annotations
 
@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'TOTAL':<18}{total['cases']:>7}{total['ok']:>7}{total['exit_1']:>8}{total['clean_errors']:>10}"
           f"{total['crashes']:>9}")
     print("subproc = cases also run as `python -m advisor` / crashes among them; crashes saved under "
-          f"{args.save}" if total["crashes"] else "subproc = cases also run as `python -m advisor` / crashes among them")
+          f"{args.save}" if total["crashes"]
+          else "subproc = cases also run as `python -m advisor` / crashes among them")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results, "total": total}, indent=1))

@@ -92,7 +92,8 @@ def run_batch(uri: str, root: Path, n: int, *, args: list[str] | None = None, ex
         out = open(root / f"proc-{i}.out", "wb")
         err = open(root / f"proc-{i}.err", "wb")
         cmd = [sys.executable, "-m", "advisor", *args, "--prompt-tokens", str(1000 + i), "--experiment", experiment]
-        procs.append((i, subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=root), time.perf_counter(), out, err))
+        procs.append((i, subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=root),
+                      time.perf_counter(), out, err))
     results = []
     for i, p, t0, out, err in procs:
         try:
@@ -142,7 +143,8 @@ def verify(uri: str, results: list[dict], experiment: str = "load-test") -> tupl
         p, t, metrics = run.data.params, run.data.tags, run.data.metrics
         want = {"status": "FINISHED", "complete": "true", "report_id": report_id, "prompt_tokens": str(1000 + i),
                 "task": "summarization", "targets": "a10g-24gb"}
-        got = {"status": run.info.status, "complete": t.get("advisor.complete"), "report_id": t.get("advisor.report_id"),
+        got = {"status": run.info.status, "complete": t.get("advisor.complete"),
+               "report_id": t.get("advisor.report_id"),
                "prompt_tokens": p.get("prompt_tokens"), "task": p.get("task"), "targets": p.get("targets")}
         bad = {k: (got[k], v) for k, v in want.items() if got[k] != v}
         if bad:
@@ -167,7 +169,8 @@ def verify(uri: str, results: list[dict], experiment: str = "load-test") -> tupl
             expected.add("candidates.json")
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
         if expected - names:
-            problems.append(f"{tag}: run {run.info.run_id} lacks artifacts {sorted(expected - names)} (has {sorted(names)})")
+            problems.append(f"{tag}: run {run.info.run_id} lacks artifacts {sorted(expected - names)} "
+                            f"(has {sorted(names)})")
             continue
         with tempfile.TemporaryDirectory() as d:
             local = Path(client.download_artifacts(run.info.run_id, "", d))

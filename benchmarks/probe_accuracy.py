@@ -215,7 +215,8 @@ def compare(args, per_model: dict | None = None) -> tuple[dict, list[float], lis
               f"load average {load:.1f}); min-sample errors: prefill "
               f"{100 * (p['prefill_min'] - f['prefill_ms']) / f['prefill_ms']:+.1f}%, decode "
               f"{100 * (p['decode_min'] - f['decode_min']) / f['decode_min']:+.1f}%; full model after vs before "
-              f"the probe: prefill {100 * f['repeat']['prefill_ms']:+.1f}%, decode {100 * f['repeat']['decode_ms']:+.1f}%",
+              f"the probe: prefill {100 * f['repeat']['prefill_ms']:+.1f}%, "
+              f"decode {100 * f['repeat']['decode_ms']:+.1f}%",
               flush=True)
     return worst, errors, steady
 

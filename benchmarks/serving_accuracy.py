@@ -37,7 +37,8 @@ COVERAGE_GOAL, MEDIAN_GOAL, P90_GOAL, BOOT_GOAL = 0.90, 0.15, 0.35, 0.10
 KINDS = ("decode", "ttft/prefill", "e2e/throughput")
 
 # Workload facts the rows do not carry themselves, each with its source.
-SHAREGPT_INPUT = 230     # vllm-project/vllm#18566: 229,711 input tokens over 1,000 ShareGPT prompts (Llama-3.1 tokenizer)
+SHAREGPT_INPUT = 230     # vllm-project/vllm#18566: 229,711 input tokens over 1,000 ShareGPT prompts
+                         # (Llama-3.1 tokenizer)
 SHAREGPT_OUTPUT = 194    # sgl-project/sglang benchmark_vllm_060 README: 4281.51 output tok/s / 22.03 req/s = 194.3
 GPTFAST_NEW = 200        # pytorch-labs/gpt-fast generate.py: max_new_tokens defaults to 200
 LLAMA_BENCH = (512, 128)  # llama-bench defaults (-p 512 -n 128) for rows whose test sizes are not stated
@@ -53,8 +54,9 @@ CPU_ISA = {"Zen4": ("avx2", "avx512f", "avx512_vnni", "avx512vl"),   # Zen 4: AV
            "ARM_NEON": ("neon", "asimd", "asimddp", "i8mm")}
 
 MODEL_IDS = [("Llama-2-7b", "bench-llama-2-7b"), ("Llama-2-7B", "bench-llama-2-7b"), ("LLaMA 7B", "bench-llama-2-7b"),
-             ("LLaMA 2 7B", "bench-llama-2-7b"), ("Llama-2-13", "bench-llama-2-13b"), ("LLaMA 13B", "bench-llama-2-13b"),
-             ("Llama-2-70", "bench-llama-2-70b"), ("LLaMA 70B", "bench-llama-2-70b"), ("LLaMA 2 70B", "bench-llama-2-70b"),
+             ("LLaMA 2 7B", "bench-llama-2-7b"), ("Llama-2-13", "bench-llama-2-13b"),
+             ("LLaMA 13B", "bench-llama-2-13b"), ("Llama-2-70", "bench-llama-2-70b"),
+             ("LLaMA 70B", "bench-llama-2-70b"), ("LLaMA 2 70B", "bench-llama-2-70b"),
              ("LLaMA 30B", "bench-llama-1-30b"), ("LLaMA 3 8B", "llama-3.1-8b"), ("LLaMA-3.1-8B", "llama-3.1-8b"),
              ("Llama 3.1 8B", "llama-3.1-8b"), ("LLaMA 3 70B", "llama-3.1-70b"), ("Llama 3.1 70B", "llama-3.1-70b"),
              ("Mixtral-8x7B", "mixtral-8x7b")]
@@ -493,8 +495,8 @@ def summarise(cases: list[Case], skipped, rows_total: dict[str, int], split: str
         else:
             total = sum(1 for c in mine if c.checks and c.checks[0].split == split) + sum(
                 1 for s in skipped if (rid in ("all", s[1])) and s[3] == split)
-        entry = {"rows": total, "estimated": len(rows_here), "coverage": len(rows_here) / total if total else float("nan"),
-                 "checks": len(checks)}
+        entry = {"rows": total, "estimated": len(rows_here),
+                 "coverage": len(rows_here) / total if total else float("nan"), "checks": len(checks)}
         for kind in KINDS + ("all",):
             errs = [abs(k.error) for k in checks if kind in ("all", k.kind)]
             entry[kind] = {"n": len(errs), "median": statistics.median(errs) if errs else float("nan"),
@@ -526,7 +528,8 @@ BOOT_EXCLUDED = {
     "file-l4-gemma4-e2b-bf16-eager": "Gemma 4 per-group KV specs and shared KV: derived token counts",
     "i34076-5070ti+5090d-pp2-qwen3-coder-30b-fp8": "heterogeneous pipeline parallelism (bug report)",
     "i6746-8xh100-llama31-405b-fp8-weights": "Meta's 405B FP8 checkpoint quantises only the MLP weights (attention and "
-                                             "the first/last layers stay bf16): a layout the fp8 format does not describe",
+                                             "the first/last layers stay bf16): a layout the fp8 format "
+                                             "does not describe",
 }
 # Profiled tokens per row, from the flags the row states (V0 without chunked prefill profiles
 # max(max_model_len, 2048) tokens; chunked prefill profiles its budget).
@@ -675,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
         print_summary("FIT rows with the constants just fitted", summarise(cases, skipped, rows_total, "fit"))
         if args.rows:
             for c in (k for cs in cases for k in cs.checks):
-                print(f"{c.row:48} {c.metric:32} {c.predicted:10.2f} {c.published:10.2f} {100 * c.error:+7.1f}% {c.split}")
+                print(f"{c.row:48} {c.metric:32} {c.predicted:10.2f} {c.published:10.2f} "
+                      f"{100 * c.error:+7.1f}% {c.split}")
         return 0
 
     evaluate(cases, cat)
@@ -717,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     print("not checked: the median end-to-end latency of the open-loop ShareGPT rows (sglang030-/vllm060-*-rps4): the "
           "median request's output length is not stated (only the mean, 194 tokens, follows from the source)")
     print("\nvLLM memory vs boot logs (per GPU, GiB; rules per vLLM version):")
-    print(f"{'row':46} {'split':7} {'weights pred':>12} {'logged':>7} {'err':>7} | {'KV pred':>8} {'logged':>7} {'err':>7}")
+    print(f"{'row':46} {'split':7} {'weights pred':>12} {'logged':>7} {'err':>7} | "
+          f"{'KV pred':>8} {'logged':>7} {'err':>7}")
     for r in boots:
         we = f"{100 * r['weights_err']:+6.1f}%" if r["weights_err"] is not None else "     -"
         wl = f"{r['weights_logged_gib']:7.2f}" if r["weights_logged_gib"] else "      -"
@@ -737,7 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  p90 |error| {100 * hold['all']['p90']:.1f}% (<= 35%): {'MET' if goals['p90'] else 'NOT MET'}")
     print(f"  vLLM weights and KV pool within 10% on every held-out boot-log check: "
           f"{'MET' if goals['bootlogs'] else 'NOT MET'}")
-    print(f"  (all rows: median {100 * s_all['all']['all']['median']:.1f}%, p90 {100 * s_all['all']['all']['p90']:.1f}%)")
+    print(f"  (all rows: median {100 * s_all['all']['all']['median']:.1f}%, "
+          f"p90 {100 * s_all['all']['all']['p90']:.1f}%)")
     for n in notes:
         print(f"note: {n}")
     return 0 if all(goals.values()) else 1

@@ -221,7 +221,8 @@ def _apply(draw, doc: Any, path: tuple, op: str) -> Any:
     if op == "wrap_dict":
         return _set(doc, path, {"value": node})
     if op == "deep_nest":
-        return _set(doc, path, deep(draw(st.sampled_from([10, 100, 900, 3000])), draw(st.sampled_from(["list", "dict"]))))
+        return _set(doc, path, deep(draw(st.sampled_from([10, 100, 900, 3000])),
+                                    draw(st.sampled_from(["list", "dict"]))))
     if op == "numeric_edge":
         return _set(doc, path, draw(st.sampled_from(NASTY_NUMBERS)))
     if op == "string_edge":

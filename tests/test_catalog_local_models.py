@@ -167,7 +167,8 @@ def test_estimate_gpt_oss_on_l4_in_its_native_format():
     # vLLM (the default runtime on a named GPU) may use 0.9 of the L4's nvidia-smi total
     assert est["memory"]["available_bytes"] == int(24_152_899_584 * 0.9)
     assert est["format_origin"] == "official"
-    r = run_advisor("estimate", "gpt-oss-20b", "--target", "l4-24gb", "--format", "bf16", "--json", "--catalog", str(NEW))
+    r = run_advisor("estimate", "gpt-oss-20b", "--target", "l4-24gb", "--format", "bf16", "--json",
+                    "--catalog", str(NEW))
     assert r.returncode == 0, r.stderr                               # no bf16 release: estimated as a community one
     assert json.loads(r.stdout)["format_origin"] != "official"
 

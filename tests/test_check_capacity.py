@@ -28,7 +28,8 @@ def test_a_policy_with_load_limits_reports_each_as_a_check(tmp_path):
     replicas = t.figures["replicas"]
     assert checks["rps"].value >= 20 and checks["rps"].unit == "req/s"
     assert checks["rps"].value == pytest.approx(replicas * t.figures["max_rps_per_replica"], rel=1e-3)
-    assert checks["cost-per-hour"].value == pytest.approx(replicas * L40S) and checks["cost-per-hour"].basis == "catalog"
+    assert (checks["cost-per-hour"].value == pytest.approx(replicas * L40S)
+            and checks["cost-per-hour"].basis == "catalog")
     assert checks["tpot"].value == pytest.approx(t.figures["tpot_p95_ms"], rel=1e-3) and checks["tpot"].value <= 50
     assert any(n.startswith("capacity:") for n in t.notes)
 

@@ -64,7 +64,8 @@ def test_fail_exits_1_and_names_every_failed_check(capsys, tmp_path):
 def test_junit_xml_has_the_shape_ci_systems_read(capsys, tmp_path):
     junit = tmp_path / "out" / "junit.xml"
     code, _, err = advisor(capsys, "check", "gate-large", "--target", "gate-gpu-24gb", "--target", "gate-gpu-80gb",
-                           "--format", "int4", "--max-latency-ms", "3000", "--license", "apache-2.0,llama3.1", "--junit", str(junit), *NAMED)
+                           "--format", "int4", "--max-latency-ms", "3000", "--license", "apache-2.0,llama3.1",
+                           "--junit", str(junit), *NAMED)
     assert code == 1, err
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites"

@@ -122,6 +122,7 @@ def test_explain_shows_the_logging_default(capsys, work):
 
 def test_recommend_keeps_the_embedded_default(advisor_cli, work):
     proc = advisor_cli("recommend", "--task", "summarization", "--target", "gate-gpu-24gb",
-                       "--catalog", str(CHECK / "catalog.yaml"), "--no-probe", cwd=work, env={"MLFLOW_TRACKING_URI": ""})
+                       "--catalog", str(CHECK / "catalog.yaml"), "--no-probe", cwd=work,
+                       env={"MLFLOW_TRACKING_URI": ""})
     assert proc.returncode in (0, 1), proc.stderr
     assert (work / "mlflow.db").is_file() and len(runs_in(f"sqlite:///{work / 'mlflow.db'}")) == 1

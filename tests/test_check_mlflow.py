@@ -159,7 +159,8 @@ def test_a_registered_model_is_named_by_its_name_and_version_not_the_borrowed_ca
 
     run = client.get_run(client.get_model_version(name, "2").tags["advisor.check.run_id"])
     assert run.info.run_name == f"check {label} (gate-gpu-24gb): pass"
-    assert run.data.tags["advisor.check.label"] == label and run.data.tags["advisor.check.catalog_entry"] == "gate-small"
+    assert (run.data.tags["advisor.check.label"] == label
+            and run.data.tags["advisor.check.catalog_entry"] == "gate-small")
 
 
 def test_check_runs_carry_the_hardware_tags(capsys, registry):
@@ -174,4 +175,5 @@ def test_check_runs_carry_the_hardware_tags(capsys, registry):
     tags, here = run.data.tags, detect_profile(include_torch=False)
     assert tags["advisor.hardware.fingerprint"] == here.fingerprint
     assert tags["advisor.gpu.count"] == str(here.gpu_count) and tags["advisor.cpu.model"] == here.cpu.model_name
-    assert "not the named target" in tags["advisor.hardware.scope"] and "gate-gpu-24gb" in tags["advisor.hardware.scope"]
+    assert ("not the named target" in tags["advisor.hardware.scope"]
+            and "gate-gpu-24gb" in tags["advisor.hardware.scope"])

@@ -293,4 +293,5 @@ def test_calibrated_decode_uses_the_dtypes_measured_one_token_rate(tf, F):
     assert calibrated_rates(rates, F[runtime]["bf16"], runtime).bandwidth_gbs == 2.0
     assert calibrated_rates(rates, F[runtime]["fp32"], runtime).bandwidth_gbs == 20.0
     # fp16 was not measured on this CPU: no borrowing of bf16's rate (they differ by orders of magnitude)
-    assert calibrated_rates(rates, F[runtime]["fp16"], runtime).tflops == pytest.approx(0.05 * runtime.model_matmul_fraction.value)
+    assert calibrated_rates(rates, F[runtime]["fp16"], runtime).tflops == pytest.approx(
+        0.05 * runtime.model_matmul_fraction.value)

@@ -392,7 +392,8 @@ def test_builtin_formats_carry_their_storage():
 
 @settings(max_examples=60, deadline=None)
 @given(batch=st.integers(1, 16), prompt=st.integers(1, 4096), new=st.integers(1, 4096),
-       kv=st.sampled_from([1, 2, 4]), vocab=st.integers(10, 300_000), fmt=st.sampled_from(["fp32", "bf16", "int8", "int4"]))
+       kv=st.sampled_from([1, 2, 4]), vocab=st.integers(10, 300_000),
+       fmt=st.sampled_from(["fp32", "bf16", "int8", "int4"]))
 def test_peak_is_consistent_and_monotone(tf, batch, prompt, new, kv, vocab, fmt):
     arch = tiny(num_key_value_heads=kv, vocab_size=vocab)
     spec = {"fp32": FP32, "bf16": BF16, "int8": FormatSpec(id="int8", bytes_per_param=1, family="int8",

@@ -54,9 +54,11 @@ CASES = {
         ["profile", "--no-torch", "--json"], {"ADVISOR_HARDWARE_FIXTURE": "{dir}/hw.json"}),
     # advisor/recommend/config.py + recommend_cmd.py: batch has no upper bound (check's has one),
     # then advisor/estimate/memory.py overflows converting it to float
-    "recommend --batch 1e400": _case("cli-args", {}, ["recommend", "--no-probe", "--no-mlflow", "--task", "summarization",
+    "recommend --batch 1e400": _case("cli-args", {}, ["recommend", "--no-probe", "--no-mlflow",
+                                                      "--task", "summarization",
                                                       "--target", "a10g-24gb", "--batch", "1" + "0" * 400]),
-    "recommend --config batch 1e400": _case("recommend-config", {"cfg.yaml": b"task: summarization\ntargets: [a10g-24gb]\n"
+    "recommend --config batch 1e400": _case("recommend-config", {"cfg.yaml": b"task: summarization\n"
+                                                                             b"targets: [a10g-24gb]\n"
                                                                              b"batch: 1" + b"0" * 400 + b"\n"},
                                             ["recommend", "--no-probe", "--no-mlflow", "--config", "{dir}/cfg.yaml"]),
     # advisor/catalog/loader.py catalog_files: Path.is_dir() raises ENAMETOOLONG
@@ -67,12 +69,14 @@ CASES = {
                                             "hf/gpt2.json": GPT2_CONFIG},
                                 ["catalog", "validate", "{dir}/c.yaml"]),
     # fixed by the lead (advisor/yamlio.py MAX_VALUES): kept as regressions
-    "billion laughs catalog": _case("catalog", {"c.yaml": laughs(9, 10).encode()}, ["catalog", "validate", "{dir}/c.yaml"]),
+    "billion laughs catalog": _case("catalog", {"c.yaml": laughs(9, 10).encode()},
+                                    ["catalog", "validate", "{dir}/c.yaml"]),
     "billion laughs policy": _case("policy", {"p.yaml": laughs(9, 10, where="top").encode()},
                                    ["check", "--policy", "{dir}/p.yaml", "--no-probe", "--no-mlflow"]),
     "billion laughs --config": _case("recommend-config", {"cfg.yaml": laughs(9, 10, where="top").encode()},
                                      ["recommend", "--no-probe", "--no-mlflow", "--config", "{dir}/cfg.yaml"]),
-    "deep YAML nesting": _case("catalog", {"c.yaml": b"models: " + b"[" * 20000}, ["catalog", "validate", "{dir}/c.yaml"]),
+    "deep YAML nesting": _case("catalog", {"c.yaml": b"models: " + b"[" * 20000},
+                               ["catalog", "validate", "{dir}/c.yaml"]),
     "non-UTF-8 catalog": _case("catalog", {"c.yaml": "models: [{id: é}]".encode("latin-1")},
                                ["catalog", "list", "--catalog", "{dir}/c.yaml"]),
     "binary garbage policy": _case("policy", {"p.yaml": bytes(range(256))},

@@ -120,7 +120,8 @@ def test_candidates_table_has_status_reason_pick_and_rank_order(logged, store, t
     for r in never:   # empty, not 0: sorting by latency must not put them first at 0 ms
         assert r["memory_gb"] is None and r["e2e_p95_ms"] is None and r["ttft_ms"] is None
         assert "context" in r["reason"] and r["rank"] > max(x["rank"] for x in rows
-                                                             if x["target"] == r["target"] and x["status"] != "not-estimated")
+                                                             if x["target"] == r["target"]
+                                                             and x["status"] != "not-estimated")
     assert {r["status"] for r in rows} == {"pass", "rejected", "not-estimated"}
     rejected = next(r for r in rows if r["status"] == "rejected")
     assert rejected["reason"] and rejected["e2e_p95_ms"] is not None

@@ -135,7 +135,8 @@ def test_plain_install_estimate(plain_install, work):
 
 def test_plain_install_probe_says_what_to_install(plain_install, work):
     r = plain_install.advisor("probe", "qwen2.5-0.5b", cwd=work)
-    assert r.returncode == 2 and r.stderr.strip() == "error: torch is not installed (pip install 'model-advisor[probe]')"
+    assert (r.returncode == 2
+            and r.stderr.strip() == "error: torch is not installed (pip install 'model-advisor[probe]')")
 
 
 def test_plain_install_check_named_target_writes_junit_and_no_mlflow_files(plain_install, work):

@@ -290,7 +290,8 @@ def test_busy_machine_is_noted(tmp_path, monkeypatch):
     from advisor.probe import machine_load
 
     psi = tmp_path / "cpu"
-    psi.write_text("some avg10=87.50 avg60=80.00 avg300=70.00 total=1\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
+    psi.write_text("some avg10=87.50 avg60=80.00 avg300=70.00 total=1\n"
+                   "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n")
     assert machine_load.cpu_pressure(str(psi)) == 87.5
     assert machine_load.cpu_pressure(str(tmp_path / "missing")) is None
     monkeypatch.setattr(machine_load, "cpu_pressure", lambda: 87.5)

@@ -32,7 +32,8 @@ def task(weights, core=(), min_coverage=0.0):
 
 def catalog(models, formats=()):
     bench = {n: BenchmarkSpec(id=n, name=n, measures="m", source=SRC,
-                              higher_is_better=n != "halluc", llm_judged=n == "judge", scale=10 if n == "judge" else 100)
+                              higher_is_better=n != "halluc", llm_judged=n == "judge",
+                              scale=10 if n == "judge" else 100)
              for n in ("a", "b", "c", "halluc", "judge")}
     fmts = {f.id: f for f in [FormatSpec(id="bf16", bytes_per_param=2),
                               FormatSpec(id="int4", bytes_per_param=0.5, quality_delta_points=-2.0), *formats]}

@@ -169,7 +169,8 @@ def test_cli_no_candidate_exits_1_and_bad_args_exit_2():
                     "--max-latency-ms", "1")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "Closest misses" in r.stdout
-    for args, needle in ((("--task", "sumarization"), "did you mean"), (("--task", "chat", "--target", "a10"), "unknown target"),
+    for args, needle in ((("--task", "sumarization"), "did you mean"),
+                         (("--task", "chat", "--target", "a10"), "unknown target"),
                          (("--task", "chat", "--max-params", "lots"), "--max-params"),
                          (("--task", "chat", "--max-latency-ms", "-1"), "max-latency-ms")):
         r = run_advisor("recommend", *args, "--no-probe", "--no-mlflow")

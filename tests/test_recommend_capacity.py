@@ -134,7 +134,8 @@ def test_a_target_without_a_price_is_planned_in_gpus_and_not_costed():
     planned = [c for c in rec["candidates"] if c["replicas"]]
     assert planned and all(c["cost_per_hour_usd"] is None and c["cost_per_mtok_usd"] is None for c in planned)
     assert any("no price" in n for n in rec["load"]["notes"])
-    res = run_advisor(*CHAT, "--rps", "5", "--target", "rtx4090-24gb", "--gpu-hour-cost", "0.5", "--no-mlflow", "--json")
+    res = run_advisor(*CHAT, "--rps", "5", "--target", "rtx4090-24gb", "--gpu-hour-cost", "0.5",
+                      "--no-mlflow", "--json")
     priced = [c for c in json.loads(res.stdout)["candidates"] if c["replicas"]]
     assert all(c["cost_per_hour_usd"] == pytest.approx(0.5 * c["gpus_total"]) and c["cost_basis"] == "user"
                for c in priced)

@@ -305,7 +305,8 @@ def test_evaluate_applies_exactly_the_rules_that_are_set_in_order():
     # max_params is always required: a model of unknown size never passes a size limit
     assert evaluate(unscored, RuleSet(limits=Limits(max_params=1e9)), lic)[0].status == "fail"
     lic_soft = evaluate(unscored, RuleSet(limits=Limits(), license=["mit"]), lic)[0]
-    lic_hard = evaluate(unscored, RuleSet(limits=Limits(), license=["mit"], require_known=frozenset({"license"})), lic)[0]
+    lic_hard = evaluate(unscored, RuleSet(limits=Limits(), license=["mit"], require_known=frozenset({"license"})),
+                        lic)[0]
     assert (lic_soft.status, lic_hard.status) == ("unknown", "fail")
 
 
@@ -327,7 +328,8 @@ def test_a_threshold_rule_names_its_cli_option():
 
 
 def test_memory_figures_are_gigabytes_rounded_to_three_decimals():
-    fig = Figures(format="bf16", memory_verdict="fits", memory_bytes=8_125_500_000, memory_available_bytes=10_251_000_000)
+    fig = Figures(format="bf16", memory_verdict="fits", memory_bytes=8_125_500_000,
+                  memory_available_bytes=10_251_000_000)
     fit_r, head_r = memory_results(fig, 0.2)                      # limit 8.2008 GB
     assert (fit_r.value, fit_r.limit) == (8.126, 10.251)          # 8.1255 -> 8.126, not 8.1255
     assert (head_r.value, head_r.limit) == (8.126, 8.201)

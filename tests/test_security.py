@@ -62,7 +62,8 @@ def scan_source(source: str, filename: str = "<src>") -> list[tuple[int, str, st
         return tree
 
     for node in ast.walk(tree):
-        code = ast.unparse(node)[:120] if isinstance(node, (ast.Call, ast.Import, ast.ImportFrom, ast.Attribute)) else ""
+        code = (ast.unparse(node)[:120] if isinstance(node, (ast.Call, ast.Import, ast.ImportFrom, ast.Attribute))
+                else "")
         if isinstance(node, ast.Import):
             for a in node.names:
                 if a.name.split(".")[0] in FORBIDDEN_MODULES:
@@ -96,9 +97,11 @@ def scan_source(source: str, filename: str = "<src>") -> list[tuple[int, str, st
                     found.append((node.lineno, "trust_remote_code not literally False", code))
             if fname == "from_pretrained":
                 fn_src = ast.unparse(enclosing_function(node))
-                if "local_files_only=True" not in fn_src.replace(" ", "") and "'local_files_only':True" not in fn_src.replace(" ", ""):
+                if ("local_files_only=True" not in fn_src.replace(" ", "")
+                        and "'local_files_only':True" not in fn_src.replace(" ", "")):
                     found.append((node.lineno, "from_pretrained without local_files_only=True", code))
-                if "trust_remote_code=False" not in fn_src.replace(" ", "") and "'trust_remote_code':False" not in fn_src.replace(" ", ""):
+                if ("trust_remote_code=False" not in fn_src.replace(" ", "")
+                        and "'trust_remote_code':False" not in fn_src.replace(" ", "")):
                     found.append((node.lineno, "from_pretrained without trust_remote_code=False", code))
             if fname in HUB_CALLS:
                 found.append((node.lineno, "hub download", code))
@@ -140,7 +143,8 @@ def test_the_package_has_no_unsafe_loading_remote_code_or_hub_downloads():
     ("from joblib import load", "pickle-like import"),
     ("import torch\ntorch.load('x.pt')", "torch.load without weights_only=True"),
     ("M.from_pretrained('x', trust_remote_code=True, local_files_only=True)", "trust_remote_code not literally False"),
-    ("def f():\n    M.from_pretrained('Qwen/Qwen2.5-0.5B', trust_remote_code=False)", "from_pretrained without local_files_only=True"),
+    ("def f():\n    M.from_pretrained('Qwen/Qwen2.5-0.5B', trust_remote_code=False)",
+     "from_pretrained without local_files_only=True"),
     ("kw = {'trust_remote_code': True}", "trust_remote_code not literally False"),
     ("from huggingface_hub import snapshot_download", "hub download"),
     ("eval(user_text)", "eval()"),

@@ -150,7 +150,8 @@ def test_vllm_on_a_cpu_only_machine_is_refused_in_one_line(fixtures):
     r = run_advisor("recommend", "--task", "summarization", "--runtime", "vllm", "--no-probe", "--no-mlflow", env=cpu)
     assert r.returncode == 2 and r.stdout == ""
     [line] = r.stderr.strip().splitlines()
-    assert line.startswith("error: --runtime vllm cannot run on this machine (no GPU found)") and "--runtime transformers" in line
+    assert (line.startswith("error: --runtime vllm cannot run on this machine (no GPU found)")
+            and "--runtime transformers" in line)
     r = run_advisor("recommend", "--task", "summarization", "--runtime", "vllm", "--target", "a10g-24gb",
                     "--target", "cpu-server", "--no-probe", "--no-mlflow", "--json")
     assert r.returncode == 2 and r.stdout == "" and "cannot run on cpu-server" in r.stderr

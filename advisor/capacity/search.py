@@ -260,7 +260,8 @@ def max_clients(rep: Replica, slo: SLO) -> Limit:
     serves within the SLOs, up to its full concurrency."""
     if rep.max_concurrency < 1:
         empty = _alone(rep)
-        return Limit(0.0, "clients", empty, None, None, "does-not-fit", empty.reason or "the KV pool holds no request", 1)
+        return Limit(0.0, "clients", empty, None, None, "does-not-fit",
+                     empty.reason or "the KV pool holds no request", 1)
     alone = _alone(rep)
     if not slo.met(alone):
         which = slo.failing(alone) or "e2e"
@@ -272,7 +273,8 @@ def max_clients(rep: Replica, slo: SLO) -> Limit:
     sims = 2
     if slo.met(sat):
         return Limit(float(top), "clients", sat, sat, None, _full(rep),
-                     f"the replica is full at {top} clients ({'the KV pool' if _full(rep) == 'kv-pool' else 'max_num_seqs'})",
+                     f"the replica is full at {top} clients "
+                     f"({'the KV pool' if _full(rep) == 'kv-pool' else 'max_num_seqs'})",
                      sims)
     lo, lo_res, hi, hi_res = 1, None, top, sat
     while hi - lo > max(1, int(TOLERANCE * lo)):        # bisection on whole clients, to within 5%

@@ -44,7 +44,8 @@ def model_argument(entry: ModelEntry, fmt: str, instruct: bool = True) -> tuple[
     if fmt == "mxfp4" and not entry.official_16bit:
         return repo, [], None                       # the release itself is MXFP4 (gpt-oss)
     label = PREQUANTISED.get(fmt, fmt)
-    return f"<{label} checkpoint of {repo}>", [], f"replace <{label} checkpoint of {repo}> with the {label} repo you serve"
+    return (f"<{label} checkpoint of {repo}>", [],
+            f"replace <{label} checkpoint of {repo}> with the {label} repo you serve")
 
 
 def replica_commands(entry: ModelEntry, fmt: str, *, tensor_parallel: int, replicas: int, gpus_per_node: int,

@@ -24,8 +24,8 @@ BASE_FAMILY = "llama"
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 # Rules that resolution fills in; every one is set by the base family.
-RULES = ("tie_word_embeddings", "mlp", "norm", "norms_per_layer", "final_norm", "qkv_bias", "o_bias", "mlp_bias", "qk_norm",
-         "learned_positions", "config_names", "sliding_layers", "sliding_window_pattern",
+RULES = ("tie_word_embeddings", "mlp", "norm", "norms_per_layer", "final_norm", "qkv_bias", "o_bias", "mlp_bias",
+         "qk_norm", "learned_positions", "config_names", "sliding_layers", "sliding_window_pattern",
          "chunked_attention_interval", "linear_attention", "attn_output_gate", "attention_sinks",
          "expert_mlp", "expert_bias", "router_bias", "router_extra_per_expert", "shared_expert_gate",
          "shared_mlp_every_layer", "shared_expert", "mtp_layers", "mamba_conv_bias", "mamba_proj_bias",

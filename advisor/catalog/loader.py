@@ -162,7 +162,8 @@ def parse_file(path: Path, problems: list[Problem]) -> dict[str, list[tuple[Base
     if doc is None:
         return out
     if not isinstance(doc, dict):
-        problems.append(Problem(str(path), None, None, None, "expected a mapping with 'models', 'targets', 'tasks', ..."))
+        problems.append(Problem(str(path), None, None, None,
+                                "expected a mapping with 'models', 'targets', 'tasks', ..."))
         return out
     lines = doc.get("__lines__", {})
     for key in doc:

@@ -183,7 +183,8 @@ class Architecture(Strict):
         if self.head_dim is None and self.hidden_size % self.num_attention_heads != 0:
             raise ValueError("hidden_size is not a multiple of num_attention_heads and head_dim is not given")
         if (self.num_experts_per_tok is not None) != (self.num_local_experts is not None):
-            raise ValueError("num_local_experts (or num_experts / n_routed_experts) and num_experts_per_tok go together")
+            raise ValueError("num_local_experts (or num_experts / n_routed_experts) "
+                             "and num_experts_per_tok go together")
         if self.num_local_experts and self.num_experts_per_tok > self.num_local_experts:
             raise ValueError("num_experts_per_tok exceeds num_local_experts")
         if self.layer_types is not None and len(self.layer_types) != self.num_hidden_layers:

@@ -112,7 +112,8 @@ def resolve(*, model: str | None, model_path: str | None, model_uri: str | None,
     entry = catalog.model(model) if model else None  # unknown id -> UsageError with did-you-mean
     if not model_path and not model_uri:
         if entry is None:
-            raise UsageError("no model to check", hint="give MODEL, --model-path, --model-uri or 'model:' in the policy")
+            raise UsageError("no model to check",
+                             hint="give MODEL, --model-path, --model-uri or 'model:' in the policy")
         return ResolvedModel(
             source=ModelSource(kind="catalog", id=entry.id, name=entry.name, in_catalog=True,
                                params_total=entry.params_total),
@@ -126,7 +127,8 @@ def resolve(*, model: str | None, model_path: str | None, model_uri: str | None,
     else:
         path = Path(model_path)
         if not path.exists():
-            raise UsageError(f"{path}: no such file or folder", hint="--model-path takes a config.json or a model folder")
+            raise UsageError(f"{path}: no such file or folder",
+                             hint="--model-path takes a config.json or a model folder")
         config = path / "config.json" if path.is_dir() else path
         origin, label = str(config), (path.name if path.is_dir() else path.resolve().parent.name)
     arch = architecture_from_path(config)

@@ -157,7 +157,8 @@ def _list_targets(cat, as_json: bool):
         link = r["interconnect"]
         link_text = f"{link['generation'] or link['kind']} {link['bandwidth_gbs']:g} GB/s" if link else "-"
         peaks = r["peak_tflops"]
-        gpus = f"{r['gpus']}" + (f" of {r['gpus_per_node']}" if r["gpus_per_node"] and r["gpus_per_node"] != r["gpus"] else "")
+        gpus = f"{r['gpus']}" + (f" of {r['gpus_per_node']}"
+                                 if r["gpus_per_node"] and r["gpus_per_node"] != r["gpus"] else "")
         table.add_row(r["id"], r["device"] or r["name"], gpus, f"{r['device_memory_bytes'] / 1e9:.2f} GB",
                       f"{r['memory_bandwidth_gbs']:g} GB/s", f"{peaks.get('bf16', peaks.get('fp16', 0)):g}",
                       f"{peaks['fp8']:g}" if "fp8" in peaks else "-", link_text,
@@ -203,7 +204,8 @@ def show(model_id, catalog_paths, as_json):
     from rich.markup import escape as e
 
     out = console()
-    out.print(f"[bold]{e(m.name)}[/bold] ({e(m.id)}), family {e(m.family)}, tier {cat.tier_of(m.params_active or m.params_total)}")
+    out.print(f"[bold]{e(m.name)}[/bold] ({e(m.id)}), family {e(m.family)}, "
+              f"tier {cat.tier_of(m.params_active or m.params_total)}")
     vision = f", of which {m.params_vision:,} vision tower" if m.params_vision else ""
     out.print(e(f"parameters: {m.params_total:,} stated{vision} ({m.params_source}); {facts['params_derived']:,} "
               "derived from the architecture"

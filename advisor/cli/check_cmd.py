@@ -65,7 +65,8 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
               help="'local' (probed) or a named hardware target; repeatable. Default: local.")
 @click.option("--task", help="Task profile: request shape and the quality proxy.")
 @click.option("--format", "fmt", metavar="ID",
-              help="Weights format id from catalog/formats.yaml (default bf16): bf16, fp8, int8, int4, awq, q4_k_m, ...")
+              help="Weights format id from catalog/formats.yaml (default bf16): "
+                   "bf16, fp8, int8, int4, awq, q4_k_m, ...")
 @click.option("--runtime", metavar="ID",
               help="Serving runtime (vllm, sglang, tgi, tensorrt-llm, llama.cpp/ollama, transformers) "
                    "[each target's default: vllm on named GPU targets, transformers on this machine].")
@@ -84,9 +85,11 @@ def _write(path: str, text: str, what: str, append: bool = False) -> None:
 @click.option("--no-probe", is_flag=True, help="Target 'local': spec-based, no torch probes.")
 @click.option("--mlflow/--no-mlflow", "to_mlflow", default=None,
               help="Log to MLflow, or not. Default: only when a tracking URI is given.")
-@click.option("--tracking-uri", metavar="URI", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); turns logging on.")
+@click.option("--tracking-uri", metavar="URI",
+              help="MLflow tracking URI (default: MLFLOW_TRACKING_URI); turns logging on.")
 @click.option("--experiment", metavar="NAME", help="MLflow experiment (default: model-advisor).")
-@click.option("--set-alias-on-pass", metavar="ALIAS", help="Move this registry alias to the version when all checks pass.")
+@click.option("--set-alias-on-pass", metavar="ALIAS",
+              help="Move this registry alias to the version when all checks pass.")
 @click.option("--explain", is_flag=True, help="Print the effective policy (YAML) and exit 0 without checking.")
 @catalog_option
 def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime, prompt_tokens, new_tokens, batch,
@@ -136,7 +139,8 @@ def check(model, policy_path, model_path, model_uri, targets, task, fmt, runtime
         raise UsageError("--set-alias-on-pass needs a registered model (--model-uri models:/NAME/VERSION)")
     if effective.mlflow.set_alias_on_pass and log_to is None:
         raise UsageError("--set-alias-on-pass needs MLflow logging",
-                         hint="give --tracking-uri or MLFLOW_TRACKING_URI, and drop --no-mlflow or mlflow.enabled: false")
+                         hint="give --tracking-uri or MLFLOW_TRACKING_URI, "
+                              "and drop --no-mlflow or mlflow.enabled: false")
     if effective.model_uri and log_to is None and not _uri_given(effective):
         raise UsageError(f"{effective.model_uri} is read from an MLflow registry, and no tracking URI is given",
                          hint="pass --tracking-uri URI or set MLFLOW_TRACKING_URI")

@@ -104,7 +104,8 @@ def render(est) -> None:
         mem.add_row(e(name.replace("_", " ")), human_bytes(value))
     mem.add_row("[bold]peak (max allocated)[/bold]", f"[bold]{human_bytes(m.peak_bytes)}[/bold]")
     mem.add_row("  of which weights / KV cache / activations",
-                f"{human_bytes(m.weights_bytes)} / {human_bytes(m.kv_cache_bytes)} / {human_bytes(m.activations_bytes)}")
+                f"{human_bytes(m.weights_bytes)} / {human_bytes(m.kv_cache_bytes)} / "
+                f"{human_bytes(m.activations_bytes)}")
     mem.add_row("overhead (CUDA context, allocator slack)", human_bytes(m.overhead_bytes))
     mem.add_row("[bold]per device[/bold]", f"[bold]{human_bytes(m.per_device_bytes)}[/bold]")
     if m.weights_bytes_per_device is not None and est.gpus > 1:
@@ -121,10 +122,12 @@ def render(est) -> None:
     tab = Table(title=f"Latency (basis: {lat.source}: {_BASIS_WORDS[lat.source]})", title_justify="left")
     tab.add_column("term")
     tab.add_column("value", justify="right")
-    tab.add_row("prefill FLOPs", f"{t.get('prefill_tflop', 0):.3f} TFLOP (LM head {t.get('prefill_lm_head_tflop', 0):.3f}, "
+    tab.add_row("prefill FLOPs", f"{t.get('prefill_tflop', 0):.3f} TFLOP "
+                f"(LM head {t.get('prefill_lm_head_tflop', 0):.3f}, "
                 f"attention {t.get('prefill_attention_tflop', 0):.3f})")
     tab.add_row("prefill: compute / weight read / host overhead",
-                f"{_ms(t['prefill_compute_ms'])} / {_ms(t['prefill_weight_read_ms'])} / {_ms(t['prefill_overhead_ms'])}")
+                f"{_ms(t['prefill_compute_ms'])} / {_ms(t['prefill_weight_read_ms'])} / "
+                f"{_ms(t['prefill_overhead_ms'])}")
     tab.add_row("bytes read per decode step", f"{t.get('decode_bytes_per_step_gb', 0):.3f} GB")
     tab.add_row("decode step: weights / KV cache / compute / host / interconnect",
                 f"{_ms(t['decode_bandwidth_ms'])} / {_ms(t.get('decode_kv_ms', 0))} / {_ms(t['decode_compute_ms'])} / "
@@ -135,7 +138,8 @@ def render(est) -> None:
             tab.add_row("other requests' prefills, per output token", _ms(t["prefill_interference_ms"]))
     if t.get("offload_ms_per_step"):
         tab.add_row("offload streaming per step", _ms(t["offload_ms_per_step"]))
-    tab.add_row("rates used", f"{lat.rates.get('matmul_tflops', 0):.1f} TFLOPS, {lat.rates.get('bandwidth_gbs', 0):.0f} GB/s")
+    tab.add_row("rates used", f"{lat.rates.get('matmul_tflops', 0):.1f} TFLOPS, "
+                f"{lat.rates.get('bandwidth_gbs', 0):.0f} GB/s")
     tab.add_row("[bold]time to first token[/bold]", f"[bold]{_ms(lat.ttft_ms)}[/bold]")
     per = " per stream" if lat.concurrency > 1 else ""
     tab.add_row(f"[bold]time per output token{per}[/bold]",

@@ -57,7 +57,8 @@ def fitted_table(columns: list[Column], rows: list[list[str]], width: int, *, ti
 
     def build(indices: list[int], wrap_min: int | None):
         chosen = [columns[i] if not (columns[i].wraps and wrap_min) else
-                  Column(columns[i].header, columns[i].justify, columns[i].keep, True, max(wrap_min, columns[i].min_width))
+                  Column(columns[i].header, columns[i].justify, columns[i].keep, True,
+                         max(wrap_min, columns[i].min_width))
                   for i in indices]
         table = _table(chosen, None, narrowest=True)
         for row in rows:

@@ -42,7 +42,8 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
             path = exc.ctx.command_path if getattr(exc, "ctx", None) else prog_name
             print(f"error: no command given (see '{path} --help')", file=sys.stderr)
             return EXIT_USAGE
-        cmd = f" (see '{prog_name} {exc.ctx.command_path.split(' ', 1)[1]} --help')" if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else f" (see '{prog_name} --help')"
+        cmd = (f" (see '{prog_name} {exc.ctx.command_path.split(' ', 1)[1]} --help')"
+               if getattr(exc, "ctx", None) and " " in exc.ctx.command_path else f" (see '{prog_name} --help')")
         print(f"error: {' '.join(exc.format_message().split())}{cmd}", file=sys.stderr)
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except BrokenPipeError:

@@ -112,9 +112,12 @@ Exit codes: 0 something was measured, 1 nothing could be measured (budget, does 
 @click.argument("models", nargs=-1)
 @click.option("--target", default="local", show_default=True, help="Only 'local': probes run on this machine.")
 @click.option("--task", "task_id", default=None, help="Task profile whose prompt/output lengths and batch to use.")
-@click.option("--prompt-tokens", type=click.IntRange(1, 1_000_000), default=None, help=f"Prompt length (default {DEFAULT_PROMPT} or the task's).")
-@click.option("--new-tokens", type=click.IntRange(1, 100_000), default=None, help=f"Generated tokens (default {DEFAULT_NEW} or the task's).")
-@click.option("--batch", type=click.IntRange(1, 4096), default=None, help="Sequences per request (default 1 or the task's).")
+@click.option("--prompt-tokens", type=click.IntRange(1, 1_000_000), default=None,
+              help=f"Prompt length (default {DEFAULT_PROMPT} or the task's).")
+@click.option("--new-tokens", type=click.IntRange(1, 100_000), default=None,
+              help=f"Generated tokens (default {DEFAULT_NEW} or the task's).")
+@click.option("--batch", type=click.IntRange(1, 4096), default=None,
+              help="Sequences per request (default 1 or the task's).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="Weight format; auto: bf16/fp16 on CUDA, fp32 on CPU.")
 @click.option("--budget-s", type=click.FloatRange(0.1, 24 * 3600), default=60.0, show_default=True,
@@ -122,7 +125,8 @@ Exit codes: 0 something was measured, 1 nothing could be measured (budget, does 
 @click.option("--memory-fraction", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True,
               help="Largest share of free device memory a probe may allocate.")
 @click.option("--refresh", is_flag=True, help="Re-measure even when cached results exist.")
-@click.option("--model-path", type=click.Path(file_okay=False), default=None, help="A local transformers model folder (real weights).")
+@click.option("--model-path", type=click.Path(file_okay=False), default=None,
+              help="A local transformers model folder (real weights).")
 @click.option("--model-uri", default=None, help="An MLflow model: models:/NAME/VERSION or models:/NAME@ALIAS.")
 @catalog_option
 @json_option

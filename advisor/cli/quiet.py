@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import warnings
 
-LIBRARIES = r"(torch|transformers|huggingface_hub|accelerate|safetensors|mlflow|matplotlib|pydantic|sqlalchemy|alembic)(\.|$)"
+LIBRARIES = (r"(torch|transformers|huggingface_hub|accelerate|safetensors|mlflow|matplotlib|"
+             r"pydantic|sqlalchemy|alembic)(\.|$)")
 
 
 def quiet_libraries() -> None:

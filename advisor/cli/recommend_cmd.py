@@ -318,7 +318,8 @@ def _show(rec, show_all: bool) -> None:
             out.print(f"[dim]not shown at {out.width} columns: {', '.join(d for d in dropped)} "
                       "(a wider terminal shows them; --json has every figure)[/dim]")
         if not show_all and len(cands) > len(shown):
-            out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, --json has every figure[/dim]")
+            out.print(f"[dim]{len(cands) - len(shown)} more candidates: --all shows them, "
+                      "--json has every figure[/dim]")
         body = escape(t.verdict)
         if t.what_it_would_take and t.closest_large is not None:
             body += escape(f"\n\nWhat it would take to run {t.closest_large.model} ({t.closest_large.format}):\n"

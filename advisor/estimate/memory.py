@@ -166,7 +166,8 @@ def device_share(mb: MemoryBreakdown, *, gpus: int, device_kind: str, memory_byt
         return DeviceShare(per_device, overhead, 0, memory_bytes, True, "fits")
     excess = per_device - memory_bytes
     weights_share = math.ceil(mb.weights / gpus)
-    if gpu and ram_bytes and excess < weights_share and excess * gpus <= ram_bytes * eager.host_ram_usable_fraction.value:
+    if (gpu and ram_bytes and excess < weights_share
+            and excess * gpus <= ram_bytes * eager.host_ram_usable_fraction.value):
         # accelerate device_map="auto": layers that do not fit stay in host RAM
         return DeviceShare(per_device, overhead, excess * gpus, memory_bytes, False, "fits-with-offload")
     return DeviceShare(per_device, overhead, 0, memory_bytes, False, "does-not-fit")

@@ -146,7 +146,8 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
                       device: str | None = None) -> CalibrationResult:
     """Measured rates and the architecture probe's latency of `entry` on this machine (cached)."""
     if fmt not in PROBED_FORMATS:
-        return CalibrationResult(skipped=f"format {fmt} is not probed (the probes time {', '.join(PROBED_FORMATS)} in torch)")
+        return CalibrationResult(skipped=f"format {fmt} is not probed "
+                                         f"(the probes time {', '.join(PROBED_FORMATS)} in torch)")
     if not torch_available():
         return CalibrationResult(skipped=TORCH_MISSING)
     cfg = config or ProbeConfig()
@@ -172,7 +173,8 @@ def local_calibration(entry: ModelEntry, fmt: str, batch: int, prompt_tokens: in
                 return hit.model_copy(update={"from_cache": True, "notes": notes})
     if not run:
         rates = microprobe_rates(device, run=False, cache=cache, fingerprint=fingerprint)
-        return CalibrationResult(rates=rates, skipped=f"not probed yet on this machine (run 'advisor probe {entry.id}')")
+        return CalibrationResult(rates=rates,
+                                 skipped=f"not probed yet on this machine (run 'advisor probe {entry.id}')")
 
     budget = Budget(cfg.budget_s)
     try:
@@ -243,8 +245,8 @@ def probe_real_model(*, model_path: str | None = None, model_uri: str | None = N
             if not p.exists():
                 raise UsageError(f"{p}: no such folder")
             folder, name = find_transformers_dir(p), str(p)
-        probe = RealModelProbe(folder, name, fmt, batch, prompt_tokens, new_tokens, device=_device(device or cfg.device),
-                               config=cfg, progress=progress)
+        probe = RealModelProbe(folder, name, fmt, batch, prompt_tokens, new_tokens,
+                               device=_device(device or cfg.device), config=cfg, progress=progress)
         return probe.run(budget)
 
 

@@ -65,7 +65,8 @@ def what_it_would_take(best_large: Candidate | None, est) -> list[str]:
     if mem.fits_with_format and mem.fits_with_format != best_large.format:
         tips.append(f"{best_large.model} fits in {mem.fits_with_format}")
     if mem.fits_with_gpus:
-        tips.append(f"{best_large.model} ({best_large.format}) fits on {mem.fits_with_gpus} such GPUs (tensor parallel)")
+        tips.append(f"{best_large.model} ({best_large.format}) fits on {mem.fits_with_gpus} such GPUs "
+                    "(tensor parallel)")
     if mem.fits_on_targets:
         tips.append(f"{best_large.model} ({best_large.format}) fits on: {', '.join(mem.fits_on_targets[:5])}")
     for r in best_large.reasons:

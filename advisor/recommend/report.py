@@ -40,9 +40,11 @@ def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
         if t.what_it_would_take:
             lines += ["", "What it would take to run the best large model:"] + [f"- {w}" for w in t.what_it_would_take]
         if t.status == "no-candidate":
-            lines += ["", "Closest misses:"] + [f"- {c.model} ({c.format}): {'; '.join(c.reasons)}" for c in t.closest_misses]
+            lines += ["", "Closest misses:"] + [f"- {c.model} ({c.format}): {'; '.join(c.reasons)}"
+                                                for c in t.closest_misses]
             lines += ["", "To relax:"] + [f"- {r}" for r in t.to_relax]
-        lines += ["", "| model | format | tier | quality* | memory | TTFT | p95 e2e | tok/s | basis | $/Mtok | frontier | result |",
+        lines += ["", "| model | format | tier | quality* | memory | TTFT "
+                      "| p95 e2e | tok/s | basis | $/Mtok | frontier | result |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         cands = [c for c in rec.candidates if c.target == t.target]
         cands.sort(key=table_key)
@@ -57,7 +59,8 @@ def to_markdown(rec: Recommendation, *, max_rejected: int = 200) -> str:
               f"temperature {g.temperature}, top_p {g.top_p}, max_new_tokens {g.max_new_tokens}: {g.rationale}", "",
               "## Notes", ""] + [f"- {n}" for n in rec.notes] + [
               "", f"\\* {rec.quality_proxy}", "",
-              f"_model-advisor {rec.advisor_version}, report {rec.report_id}, catalog {rec.catalog_version}, {rec.created_at}_", ""]
+              f"_model-advisor {rec.advisor_version}, report {rec.report_id}, "
+              f"catalog {rec.catalog_version}, {rec.created_at}_", ""]
     return "\n".join(lines)
 
 
@@ -72,7 +75,8 @@ def _capacity_rows(cands: list[Candidate]) -> list[str]:
     if not planned:
         return []
     lines = ["Capacity at the load (cheapest layout per candidate):", "",
-             "| model | format | layout | GPUs | $/h | $/Mtok | req/s per replica | p95 TTFT | p95 TPOT | p95 e2e | bound |",
+             "| model | format | layout | GPUs | $/h | $/Mtok "
+             "| req/s per replica | p95 TTFT | p95 TPOT | p95 e2e | bound |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in sorted(planned, key=lambda c: (c.cost_per_hour_usd if c.cost_per_hour_usd is not None else float("inf"),
                                            c.gpus_total or 0, c.key)):
@@ -104,7 +108,8 @@ def _frontier_rows(rec: Recommendation) -> list[str]:
         per = (f"{c.max_rps_per_replica:.2f}" if c.max_rps_per_replica is not None else
                f"{c.max_clients_per_replica} clients" if c.max_clients_per_replica is not None else "-")
         tpot = "-" if c.tpot_p95_ms is None else f"{c.tpot_p95_ms:.1f} ms"
-        lines.append(f"| {c.model} | {c.format} | {c.target} | {c.quality_proxy:.1f} | {c.replicas} x TP{c.tensor_parallel} "
+        lines.append(f"| {c.model} | {c.format} | {c.target} | {c.quality_proxy:.1f} "
+                     f"| {c.replicas} x TP{c.tensor_parallel} "
                      f"| {c.gpus_total} | {_money(c.cost_per_hour_usd)} | {_money(c.cost_per_mtok_usd)} | {per} | "
                      f"{secs(c.ttft_p95_ms)} | {tpot} | {secs(c.e2e_p95_ms)} | {c.load_bound} |")
     return lines + [""]

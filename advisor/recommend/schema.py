@@ -177,7 +177,8 @@ class TargetRecommendation(BaseModel):
     to_relax: list[str] = Field(default_factory=list)     # what to relax when nothing passes
     what_it_would_take: list[str] = Field(default_factory=list)  # for closest_large
     unscored_passing: int = 0                     # candidates that pass but have no quality proxy (not eligible)
-    probing: str | None = None                    # what probing did for this target (advisor.recommend.engine.probing_status)
+    probing: str | None = None                    # what probing did for this target
+                                                  # (advisor.recommend.engine.probing_status)
     warnings: list[str] = Field(default_factory=list)   # what the screen must say about these figures
 
 

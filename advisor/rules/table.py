@@ -163,7 +163,8 @@ def memory_results(fig: Figures, headroom: float) -> list[RuleResult]:
         kept = f" (the engine uses {1 - fig.memory_reserved_fraction:.0%} of the device and keeps the rest free)"
     fits = fig.memory_verdict == "fits"
     if fig.memory_verdict == "fits-with-offload":
-        fit_msg, fit_violation = f"fits only with CPU offload of weights (slow): needs {gb(need)} per device of {gb(have)}", 0.5
+        fit_msg, fit_violation = (f"fits only with CPU offload of weights (slow): "
+                                  f"needs {gb(need)} per device of {gb(have)}", 0.5)
     elif fits:
         fit_msg, fit_violation = f"needs {gb(need)} per device of {gb(have)}", 0.0
     else:
