@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from advisor.catalog.loader import load_catalog
-from advisor.catalog.schema import Architecture
 from advisor.errors import UsageError
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.engine import resolve_runtime
 from advisor.estimate.formats import weight_terms
 from advisor.estimate.latency import Model, spec_rates
+from tests.archs import tiny
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -31,13 +31,6 @@ def cat():
 @pytest.fixture(scope="module")
 def rt(cat):
     return cat.runtimes["llama.cpp"]
-
-
-def tiny() -> Architecture:
-    """hidden 64, 2 layers, 4 heads of 16, 2 KV heads, gated MLP 128, vocab 1000, tied: 73,728 weights the
-    layers multiply (2 x (64x64 + 2 x 64x32 + 64x64 + 3 x 64x128)), 64,000 in the LM head, 138,048 in all."""
-    return Architecture(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                        num_key_value_heads=2, intermediate_size=128, vocab_size=1000, tie_word_embeddings=True)
 
 
 def gpu(target: str) -> DeviceSpec:

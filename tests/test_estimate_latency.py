@@ -21,6 +21,7 @@ from advisor.estimate.flops import (
 from advisor.estimate.latency import calibrated_rates, latency_estimate, spec_rates
 from advisor.estimate.schema import LatencyMeasurement, MeasuredRates, Spread
 from advisor.hardware.schema import CPUInfo, GPUInfo, HardwareProfile
+from tests.archs import big, tiny
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
 BF16 = FormatSpec(id="bf16", bytes_per_param=2)
@@ -45,19 +46,6 @@ def F(cat):
         def __getitem__(self, _):
             return cat.formats
     return _Any()
-
-
-def tiny(**over) -> Architecture:
-    cfg = dict(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, intermediate_size=128, vocab_size=1000, tie_word_embeddings=True)
-    cfg.update(over)
-    return Architecture(**cfg)
-
-
-def big() -> Architecture:
-    """llama-3.1-70b's shape."""
-    return Architecture(model_type="llama", hidden_size=8192, num_hidden_layers=80, num_attention_heads=64,
-                        num_key_value_heads=8, intermediate_size=28672, vocab_size=128256)
 
 
 DEVICE = DeviceSpec(id="fx", name="fx", kind="gpu", memory_bytes=80 * 10**9, count=1, bandwidth_gbs=1000,

@@ -25,6 +25,7 @@ from advisor.estimate.memory import (
 )
 from advisor.estimate.parallel import Split
 from advisor.estimate.pool import activation_peak, engine_memory
+from tests.archs import tiny
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
 REPO = Path(__file__).resolve().parents[1]
@@ -50,14 +51,6 @@ def vllm(cat):
 @pytest.fixture(scope="module")
 def f(cat):
     return cat.formats
-
-
-def tiny(**over) -> Architecture:
-    """hidden 64, 2 layers, 4 heads of 16, 2 KV heads, gated MLP 128, vocab 1000, tied head."""
-    cfg = dict(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, intermediate_size=128, vocab_size=1000, tie_word_embeddings=True)
-    cfg.update(over)
-    return Architecture(**cfg)
 
 
 # hand counts for tiny(): q 64x64, k and v 64x32 each, o 64x64; gate/up/down 64x128

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from advisor.catalog.loader import load_catalog
-from advisor.catalog.schema import Architecture
 from advisor.errors import UsageError
 from advisor.estimate import serving
 from advisor.estimate.device import DeviceSpec, from_target
@@ -23,6 +22,7 @@ from advisor.estimate.parallel import (
     tensor_degree_ok,
     valid_degrees,
 )
+from tests.archs import big, tiny
 
 FIX = Path(__file__).parent / "fixtures" / "estimate"
 
@@ -32,20 +32,6 @@ def cat():
     catalog, problems, _ = load_catalog([FIX], include_builtin=False, include_env=False)
     assert not problems
     return catalog
-
-
-def tiny(**over) -> Architecture:
-    """hidden 64, 2 layers, 4 heads of 16, 2 KV heads (256 KV bytes per token), gated MLP 128, vocab 1000."""
-    cfg = dict(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, intermediate_size=128, vocab_size=1000, tie_word_embeddings=True)
-    cfg.update(over)
-    return Architecture(**cfg)
-
-
-def big() -> Architecture:
-    """llama-3.1-70b's shape: 64 heads, 8 KV heads, 80 layers."""
-    return Architecture(model_type="llama", hidden_size=8192, num_hidden_layers=80, num_attention_heads=64,
-                        num_key_value_heads=8, intermediate_size=28672, vocab_size=128256)
 
 
 # ---- scheduling (serving.py) with stand-in step and prefill functions ----

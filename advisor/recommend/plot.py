@@ -18,14 +18,19 @@ def distinct_figures(cands: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def _frontier_2d(cands: list[Candidate]) -> list[Candidate]:
-    """Passing candidates not beaten on both quality and latency, sorted by latency (a staircase)."""
+def _staircase(cands: list[Candidate], cost) -> list[Candidate]:
+    """Candidates that no one cheaper by `cost` beats on quality, in order of cost."""
     best, out = float("-inf"), []
-    for c in sorted(cands, key=lambda c: (c.e2e_p95_ms, -(c.quality_proxy or 0))):
+    for c in sorted(cands, key=lambda c: (cost(c), -(c.quality_proxy or 0))):
         if c.quality_proxy is not None and c.quality_proxy > best:
             out.append(c)
             best = c.quality_proxy
     return out
+
+
+def _frontier_2d(cands: list[Candidate]) -> list[Candidate]:
+    """Passing candidates not beaten on both quality and latency, sorted by latency (a staircase)."""
+    return _staircase(cands, lambda c: c.e2e_p95_ms)
 
 
 def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Path:
@@ -120,12 +125,7 @@ def _panel(ax, rec: Recommendation, t) -> None:
 
 def _cost_frontier(cands: list[Candidate]) -> list[Candidate]:
     """Candidates no cheaper one beats on quality, by cost (a staircase)."""
-    best, out = float("-inf"), []
-    for c in sorted(cands, key=lambda c: (c.cost_per_hour_usd, -(c.quality_proxy or 0))):
-        if c.quality_proxy is not None and c.quality_proxy > best:
-            out.append(c)
-            best = c.quality_proxy
-    return out
+    return _staircase(cands, lambda c: c.cost_per_hour_usd)
 
 
 def quality_cost_png(rec: Recommendation, path: Path) -> Path:
