@@ -194,7 +194,11 @@ def test_plain_install_logs_a_check_and_a_recommendation_over_http(plain_install
     dl = work.parent / "downloaded"
     dl.mkdir()
     table = json.loads(Path(client.download_artifacts(run.info.run_id, "candidates.json", str(dl))).read_text())
-    assert table["columns"][:3] == ["key", "model", "format"] and table["data"]
+    from advisor.tracking.recommendation_run import TABLE_COLUMNS
+
+    assert tuple(table["columns"][:len(TABLE_COLUMNS)]) == TABLE_COLUMNS and table["data"]
+    roles = [row[table["columns"].index("pick")] for row in table["data"]]
+    assert sum(r.startswith("pick") for r in roles) == 1, roles[:5]   # the pick's row is marked, once
     assert {"path": "candidates.json", "type": "table"} in json.loads(run.data.tags["mlflow.loggedArtifacts"])
     r = plain_install.advisor("compare", "--experiment", "plain-install-recommend", "--json", cwd=work, env=env)
     assert r.returncode == 0, r.stderr
