@@ -21,6 +21,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,11 +161,18 @@ def postgres(tmp_path_factory):
     reason = missing_reason()
     if reason:
         pytest.skip(reason)
-    pg = start_postgres(tmp_path_factory.mktemp("postgres"))
+    # As root the server runs as the postgres user, which must reach its folder. Not under pytest's basetemp:
+    # every pytest session that starts (another checkout's test run, a mutation run) strips the group and
+    # other bits from /tmp/pytest-of-<user>, and the server loses its data folder mid-run.
+    own = os.geteuid() == 0
+    root = Path(tempfile.mkdtemp(prefix="advisor-pg-")) if own else tmp_path_factory.mktemp("postgres")
+    pg = start_postgres(root / "pg" if own else root)
     try:
         yield pg
     finally:
         stop_postgres(pg)
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 __all__ = ["Postgres", "create_database", "missing_reason", "mlflow_on", "pg_binaries", "postgres",
