@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from advisor.recommend import probing
 from advisor.recommend.schema import Candidate
 
@@ -41,3 +43,43 @@ def test_cached_failures_count_against_the_per_tier_cap(monkeypatch):
     cands[1] = candidate("b", 80, measured=False, passed=False)
     lp.refine(cands, estimates, lambda c: [("max_latency_ms", "too slow")], latency_budget_ms=100.0)
     assert calls == ["b"]
+
+
+def _probes_with(monkeypatch, local_calibration):
+    fake_api = SimpleNamespace(PROBED_FORMATS=("fp32",), local_calibration=local_calibration)
+    lp = probing.LocalProbes(enabled=True, budget_s=None, refresh=False, progress=None,
+                             catalog=SimpleNamespace(models={"a": "a"}))
+    lp.rates = object()
+    monkeypatch.setattr(lp, "_api", lambda: fake_api)
+    return lp
+
+
+def test_a_probe_that_crashes_costs_one_measurement_not_the_recommendation(monkeypatch):
+    def crashes(entry, *a, **kw):
+        raise ValueError("`get_seq_length` can only be called on Attention layers")
+
+    monkeypatch.delenv("ADVISOR_DEBUG", raising=False)
+    lp = _probes_with(monkeypatch, crashes)
+    c = candidate("a", 90, measured=False, passed=False)
+    estimates = {"a:fp32": SimpleNamespace(batch=1, prompt_tokens=8, new_tokens=4)}
+    assert lp.measure(c, estimates, lambda c: []) is None
+    assert lp.notes == ["a fp32: probe failed (ValueError: `get_seq_length` can only be called on Attention "
+                        "layers); figures stay calibrated"]
+    monkeypatch.setenv("ADVISOR_DEBUG", "1")   # a developer sees the traceback
+
+    with pytest.raises(ValueError, match="get_seq_length"):
+        lp.measure(c, estimates, lambda c: [])
+
+
+def test_an_advisor_error_from_a_probe_still_reaches_the_user(monkeypatch):
+    from advisor.errors import UsageError
+
+    def refuses(entry, *a, **kw):
+        raise UsageError("bad request")
+
+    monkeypatch.delenv("ADVISOR_DEBUG", raising=False)
+    lp = _probes_with(monkeypatch, refuses)
+    estimates = {"a:fp32": SimpleNamespace(batch=1, prompt_tokens=8, new_tokens=4)}
+
+    with pytest.raises(UsageError):
+        lp.measure(candidate("a", 90, measured=False, passed=False), estimates, lambda c: [])

@@ -126,13 +126,16 @@ def probe_architecture(model_id: str, arch: Architecture, fmt: str, batch: int, 
 def _cross_check(detail: ArchProbeDetail, arch: Architecture, fmt: str, batch: int,
                  rates: MeasuredRates | None) -> list[str]:
     """Compare the per-layer decode time with what the bandwidth microprobe allows."""
-    if rates is None or not rates.bandwidth_gbs:
+    # The 1-token matmul's weight-read rate in this format, else the copy's traffic (read + write:
+    # a read-only stream runs at about that rate, not half of it).
+    gbs = (rates.decode_gbs.get(fmt) or rates.bandwidth_gbs) if rates is not None else None
+    if not gbs:
         return []
     from advisor.catalog.params import param_breakdown
     from advisor.probe.safety import dtype_bytes
 
     layer_bytes = param_breakdown(arch).per_layer * dtype_bytes(fmt)
-    floor_ms = layer_bytes / (rates.bandwidth_gbs / 2 * 1e9) * 1000   # copy rate counts read + write
+    floor_ms = layer_bytes / (gbs * 1e9) * 1000
     if detail.decode.layer_ms < 0.5 * floor_ms:
         return [f"per-layer decode time {detail.decode.layer_ms:.2f} ms is under half the {floor_ms:.2f} ms "
                 "that reading its weights at the measured bandwidth takes (cache-resident truncated model?); "

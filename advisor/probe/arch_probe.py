@@ -27,6 +27,7 @@ from advisor.catalog.schema import Architecture
 from advisor.estimate.schema import LatencyMeasurement, Spread
 from advisor.probe.base import Budget, BudgetExhausted, DoesNotFit, Probe, ProbeConfig, Progress, report
 from advisor.probe.extrapolate import ComponentTimes
+from advisor.probe.layer_mix import layer_mix, probe_depth
 from advisor.probe.safety import dtype_bytes, ensure_fits
 
 
@@ -70,7 +71,7 @@ class ArchProbe(Probe):
         self.new_tokens = new_tokens
         self.batch, self.prompt_tokens, self.device = batch, prompt_tokens, device
         self.tuning = self.config.arch_probe
-        self.depth = min(arch.num_hidden_layers, depth or self.tuning.layers_for(device))
+        self.depth = probe_depth(arch, min(arch.num_hidden_layers, depth or self.tuning.layers_for(device)))
         self.prefer = prefer
         self.clock = clock
         self.detail: ArchProbeDetail | None = None
@@ -105,9 +106,14 @@ class ArchProbe(Probe):
                                              prefer=self.prefer, clock=self.clock)
         st["module"], st["head"] = model.body.module, model.head   # watched: freed after the probe
         notes = list(model.body.notes) + busy_note()
+        # The built-in block is one Llama layer whatever the kind: only transformers' layers differ by kind.
+        mix = layer_mix(self.arch, self.depth) if model.backend == "transformers" else None
+        if mix is not None:
+            notes.append(f"hybrid: timed layers {', '.join(mix.timed)}; the full model's {mix.describe()} "
+                         "layers are each priced at their kind's timed cost")
         plan = Plan(full_depth=L, prompt_tokens=P, new_tokens=self.new_tokens, decode_steps=cfg.decode_steps,
                     prefill_repeats=cfg.prefill_repeats or self.tuning.prefill_repeats,
-                    warmup_steps=cfg.warmup_steps)
+                    warmup_steps=cfg.warmup_steps, mix=mix)
         with torch.inference_mode():
             run = Sampler(model, plan, self.tuning, budget, clock=self.clock, progress=self.progress,
                           meter=EnergyMeter(dev)).run()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from advisor.probe.arch_config import ArchProbeConfig
 from advisor.probe.base import Budget, Progress, report
 from advisor.probe.extrapolate import TimedSamples
+from advisor.probe.layer_mix import LayerMix
 from advisor.probe.sampling import (
     SamplingState,
     decode_blocks,
@@ -59,6 +60,7 @@ class Plan:
     decode_steps: int
     prefill_repeats: int
     warmup_steps: int
+    mix: LayerMix | None = None        # a hybrid's timed layer kinds (extrapolated per kind)
 
 
 @dataclass
@@ -80,7 +82,7 @@ class Sampler:
                  clock: Callable[[], float], progress: Progress | None = None, meter: Meter | None = None):
         self.model, self.plan, self.cfg, self.budget = model, plan, tuning, budget
         self.clock, self.progress, self.meter = clock, progress, meter or NoMeter()
-        self.result = SampledRun(TimedSamples(), TimedSamples(), joules=0.0)
+        self.result = SampledRun(TimedSamples(mix=plan.mix), TimedSamples(mix=plan.mix), joules=0.0)
         self.head_times: list[float] = []
         self.timed_steps = self.prefills = self.extra_rounds = 0   # samples taken, extra rounds done
         self.stopped = False

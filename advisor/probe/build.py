@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from advisor.catalog.schema import Architecture
+from advisor.probe.layer_mix import truncated_layers
 
 TORCH_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 # The truncated decoder never needs the real vocabulary: the LM head is timed on its own.
@@ -80,18 +81,25 @@ def hf_config_kwargs(arch: Architecture, layers: int, vocab_size: int, min_posit
     for key in _PASSTHROUGH:
         value = getattr(arch, key)
         if value is not None:
-            kw[key] = value
+            # Our schema keeps ratios such as `expand` as floats; transformers 5.x type-checks its config
+            # fields and refuses 2.0 where its field is an int.
+            kw[key] = int(value) if isinstance(value, float) and value.is_integer() else value
     if arch.num_local_experts is not None:
         for name in ("num_local_experts", "num_experts", "n_routed_experts"):
             kw[name] = arch.num_local_experts
+    # A hybrid keeps one layer of every kind (layer_mix); any other model its first `layers` layers.
+    idx = truncated_layers(arch, layers)
     if arch.layer_types is not None:
-        kw["layer_types"] = list(arch.layer_types[:layers])
+        kw["layer_types"] = [arch.layer_types[i] for i in idx]
+    elif arch.full_attention_interval and idx != list(range(layers)):
+        k = arch.full_attention_interval   # the config's default layer_types would not follow idx
+        kw["layer_types"] = ["full_attention" if (i + 1) % k == 0 else "linear_attention" for i in idx]
     if arch.hybrid_override_pattern is not None:
-        kw["hybrid_override_pattern"] = arch.hybrid_override_pattern[:layers]
+        kw["hybrid_override_pattern"] = "".join(arch.hybrid_override_pattern[i] for i in idx)
     if arch.mlp_only_layers:
-        kw["mlp_only_layers"] = [i for i in arch.mlp_only_layers if i < layers]
+        kw["mlp_only_layers"] = [j for j, i in enumerate(idx) if i in arch.mlp_only_layers]
     if arch.block_configs is not None:
-        kw["block_configs"] = [b.model_dump() for b in arch.block_configs[:layers]]
+        kw["block_configs"] = [arch.block_configs[i].model_dump() for i in idx]
     if arch.family.config_names == "granite":
         for ours, theirs in _GRANITE_MAMBA.items():
             if ours in kw:
@@ -125,6 +133,10 @@ class Body:
     notes: list[str] = field(default_factory=list)
 
 
+class ConfigRefused(ValueError):
+    """transformers refused the truncated config we built from a catalog architecture."""
+
+
 def _build_transformers(arch: Architecture, layers: int, dtype, device: str, min_positions: int) -> Body:
     import torch
     from transformers import AutoConfig, AutoModel
@@ -134,7 +146,10 @@ def _build_transformers(arch: Architecture, layers: int, dtype, device: str, min
     except ImportError:  # older transformers
         from transformers.modeling_utils import no_init_weights
 
-    cfg = AutoConfig.for_model(arch.model_type, **hf_config_kwargs(arch, layers, SMALL_VOCAB, min_positions))
+    try:
+        cfg = AutoConfig.for_model(arch.model_type, **hf_config_kwargs(arch, layers, SMALL_VOCAB, min_positions))
+    except Exception as exc:  # each release validates configs its own way (5.x: huggingface_hub's strict fields)
+        raise ConfigRefused(f"{type(exc).__name__}: {exc}") from exc
     with no_init_weights(), torch.device(device):
         try:
             module = AutoModel.from_config(cfg, dtype=dtype, attn_implementation="sdpa")
@@ -182,8 +197,9 @@ def build_body(arch: Architecture, layers: int, fmt: str, device: str, *, min_po
             return _build_transformers(arch, layers, dtype, device, min_positions)
         except (ValueError, KeyError, ImportError) as exc:  # unknown model_type, missing class
             body = _build_builtin(arch, layers, dtype, device)
+            why = str(exc).split(":")[0] if isinstance(exc, ConfigRefused) else type(exc).__name__
             body.notes.append(f"transformers cannot build model_type '{arch.model_type}' "
-                              f"({type(exc).__name__}); timed the built-in Llama-style block instead")
+                              f"({why}); timed the built-in Llama-style block instead")
             return body
     body = _build_builtin(arch, layers, dtype, device)
     if prefer == "transformers":

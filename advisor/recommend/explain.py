@@ -31,7 +31,7 @@ def verdict(target_name: str, pick: Candidate | None, small: Candidate | None, l
         drop = ""
         if closest_large.quality_proxy is not None and pick.quality_proxy is not None:
             diff = closest_large.quality_proxy - pick.quality_proxy
-            drop = (f"; it would score {diff:.1f} quality-proxy points {'higher' if diff >= 0 else 'lower'}")
+            drop = f"; it would score {abs(diff):.1f} quality-proxy points {'higher' if diff >= 0 else 'lower'}"
         return (f"Use {pick.model} ({pick.format}): the closest large model, {closest_large.model} "
                 f"({closest_large.format}), {'; '.join(closest_large.reasons)}{drop}; {lat}.")
     return f"Use {pick.model} ({pick.format}): no large model passes your filters for this task; {lat}."

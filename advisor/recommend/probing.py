@@ -8,9 +8,11 @@ used for any candidate that has one. Without torch nothing runs and the notes sa
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+from advisor.errors import AdvisorError
 from advisor.recommend.schema import Candidate
 
 # How many candidates phase 2 may time in one run, and per size tier, best first.
@@ -186,9 +188,18 @@ class LocalProbes:
         from advisor.estimate.engine import estimate
 
         left = self._left() if left is None else left
-        res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
-                                    budget_s=left, refresh=self.refresh, run=True,
-                                    progress=self._relay(f"probing {c.model} {c.format}"))
+        try:
+            res = api.local_calibration(entry, c.format, est.batch, est.prompt_tokens, est.new_tokens,
+                                        budget_s=left, refresh=self.refresh, run=True,
+                                        progress=self._relay(f"probing {c.model} {c.format}"))
+        except AdvisorError:
+            raise
+        except Exception as exc:  # a probe that fails (transformers cannot run a layer) costs one measurement,
+            if os.environ.get("ADVISOR_DEBUG"):   # not the recommendation
+                raise
+            self.notes.append(f"{c.model} {c.format}: probe failed ({type(exc).__name__}: "
+                              f"{' '.join(str(exc).split())[:160]}); figures stay {c.latency_basis}")
+            return None
         if res.measurement is None:
             if res.skipped:
                 self.notes.append(f"{c.model} {c.format}: not measured ({res.skipped})")

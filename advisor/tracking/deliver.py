@@ -117,9 +117,18 @@ def send(folder: Path | str, *, tracking_uri: str | None = None, experiment: str
 
 def describe_experiment(mlflow_client, exp_id: str) -> None:
     """Give the experiment a description (shown above its runs table) unless it has one already."""
+    from mlflow.exceptions import MlflowException
+
     exp = mlflow_client.get_experiment(exp_id)
-    if not (exp.tags or {}).get("mlflow.note.content"):
+    if (exp.tags or {}).get("mlflow.note.content"):
+        return
+    try:
         mlflow_client.set_experiment_tag(exp_id, "mlflow.note.content", EXPERIMENT_DESCRIPTION)
+    except MlflowException:
+        # Two first reports racing: on PostgreSQL the loser's INSERT hits the tag's primary key
+        # (UniqueViolation, BAD_REQUEST). The winner described it; only a still-missing tag is a failure.
+        if not (mlflow_client.get_experiment(exp_id).tags or {}).get("mlflow.note.content"):
+            raise
 
 
 def infra_error(uri: str, folder: Path, exc: BaseException) -> InfraError:
