@@ -102,16 +102,19 @@ def interleaved_check(arch, fmt: str, prompt: int, new: int) -> dict:
     from advisor.probe.arch_timing import LayerClock
     from advisor.probe.build import SMALL_VOCAB, LMHead, build_body, hf_config_kwargs, torch_dtype
     from advisor.probe.extrapolate import TimedSamples
+    from advisor.probe.layer_mix import layer_mix, probe_depth
 
     L = arch.num_hidden_layers
     kw = hf_config_kwargs(arch, L, arch.vocab_size, prompt + 2 * new + 48)
     full = AutoModelForCausalLM.from_config(AutoConfig.for_model(arch.model_type, **kw), dtype=torch_dtype(fmt),
                                             attn_implementation="sdpa").eval()
-    body, head = build_body(arch, 2, fmt, "cpu", min_positions=prompt + 2 * new + 48), LMHead(arch, fmt, "cpu")
+    depth = probe_depth(arch, 2)   # a hybrid's probe keeps one layer of each kind, as the shipped probe does
+    body, head = build_body(arch, depth, fmt, "cpu", min_positions=prompt + 2 * new + 48), LMHead(arch, fmt, "cpu")
     clock = LayerClock(body.layers, "cpu")
     ids_full = torch.randint(0, arch.vocab_size, (1, prompt))
     ids_small = torch.randint(0, SMALL_VOCAB, (1, prompt))
-    pre, dec = TimedSamples(), TimedSamples()
+    mix = layer_mix(arch, depth) if body.backend == "transformers" else None
+    pre, dec = TimedSamples(mix=mix), TimedSamples(mix=mix)
     full_pre, full_dec = [], []
 
     def t_prefill_probe(n):
