@@ -45,12 +45,7 @@ def pareto_png(rec: Recommendation, path: Path, target: str | None = None) -> Pa
     fig, axes = plt.subplots(len(targets), 1, figsize=(10, 6.5 * len(targets)), dpi=110, squeeze=False)
     for ax, t in zip(axes[:, 0], targets):
         _panel(ax, rec, t)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _panel(ax, rec: Recommendation, t) -> None:
@@ -193,6 +188,10 @@ def quality_cost_png(rec: Recommendation, path: Path) -> Path:
                  fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right", fontsize=7.5, markerscale=0.6, framealpha=0.9)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
