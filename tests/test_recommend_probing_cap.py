@@ -83,3 +83,22 @@ def test_an_advisor_error_from_a_probe_still_reaches_the_user(monkeypatch):
 
     with pytest.raises(UsageError):
         lp.measure(candidate("a", 90, measured=False, passed=False), estimates, lambda c: [])
+
+
+def test_cached_failures_that_now_rank_lower_still_count(monkeypatch):
+    """Cold: g-bf16 and g-fp32 measured, both too slow. Warm: their measured latencies sort g-fp16
+    (calibrated) above g-fp32; the tier's two measurements are spent all the same."""
+    calls: list[str] = []
+
+    def local_calibration(entry, *a, **kw):
+        calls.append(entry)
+        return SimpleNamespace(measurement=None, skipped="not measured in this test")
+
+    lp = _probes_with(monkeypatch, local_calibration)
+    lp.catalog = SimpleNamespace(models={m: m for m in ("g-bf16", "g-fp16", "g-fp32")})
+    cands = [candidate("g-bf16", 90, measured=True, passed=False),
+             candidate("g-fp16", 89, measured=False, passed=False),
+             candidate("g-fp32", 88, measured=True, passed=False)]
+    estimates = {f"{c.model}:fp32": SimpleNamespace(batch=1, prompt_tokens=8, new_tokens=4) for c in cands}
+    lp.refine(cands, estimates, lambda c: [("max_latency_ms", "too slow")], latency_budget_ms=100.0)
+    assert calls == []

@@ -149,15 +149,16 @@ class LocalProbes:
                      and c.e2e_p95_ms <= LATENCY_SLACK * latency_budget_ms
                      and (self.allow_unscored or c.quality_proxy is not None)]  # the others are never picked
             queue.sort(key=rank_key)  # the order the pick is chosen in
-            tried_in_tier = 0
+            # Cached failures count like fresh measurements, wherever they now rank, so that a warm run
+            # stops where the cold one did: their measured figures move them down the queue, and counting
+            # them only when reached let a warm run time a candidate the cold run never did.
+            cached_failures = sum(1 for c in queue if c.latency_basis == "measured" and not c.passed)
+            probed += cached_failures
+            tried_in_tier = cached_failures
             for c in queue:
                 if c.latency_basis == "measured":  # measured already (cache): confirmed or ruled out
                     if c.passed:
                         break
-                    # counted like a fresh measurement, so that a warm run stops where the cold one did
-                    # instead of spending its time on the next candidates
-                    probed += 1
-                    tried_in_tier += 1
                     continue
                 left = self._left()
                 if (probed >= REFINE_MAX or tried_in_tier >= PER_TIER_MAX
