@@ -6,6 +6,8 @@ with an internal error. The bodies are built on the meta device: no memory, no w
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from advisor.catalog.loader import load_catalog
@@ -53,3 +55,40 @@ def test_a_config_transformers_refuses_falls_back_to_the_built_in_block_with_a_n
     body = build.build_body(arch, 1, "fp32", "cpu")
     assert body.backend == "built-in"
     assert any("cannot build model_type 'qwen2' (TypeError)" in n for n in body.notes), body.notes
+
+
+def _tiny_qwen35():
+    from advisor.catalog.schema import Architecture
+
+    return Architecture(model_type="qwen3_5_text", hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
+                        num_key_value_heads=2, head_dim=16, intermediate_size=128, vocab_size=1000,
+                        layer_types=["linear_attention"] * 3 + ["full_attention"], linear_num_key_heads=2,
+                        linear_num_value_heads=4, linear_key_head_dim=16, linear_value_head_dim=16,
+                        linear_conv_kernel_dim=4)
+
+
+def test_recurrent_decay_parameters_get_the_librarys_init_and_nothing_else_does():
+    """cheap_fill_ puts +-0.02 everywhere; a Gated DeltaNet's A_log then makes its reference kernel
+    run about a fifth faster than with the library's own init (which the full model, and training, start from)."""
+    from advisor.probe import build
+
+    body = build.build_body(_tiny_qwen35(), 3, "fp32", "cpu", min_positions=64)
+    assert body.backend == "transformers" and body.notes == []
+    a_logs = [p.detach() for n, p in body.module.named_parameters() if n.endswith("A_log")]
+    dt_bias = [p for n, p in body.module.named_parameters() if n.endswith("dt_bias")]
+    assert len(a_logs) == 2 and len(dt_bias) == 2            # layers 0 and 1 of the 3 built (0, 1, 3)
+    for p in a_logs:   # Qwen3.5's init: log(uniform(0.01, 16)); cheap_fill_ would give |x| <= 0.02
+        assert float(p.abs().max()) > 0.05 and float(p.max()) <= math.log(16) + 1e-6
+    assert all(bool((p == 1.0).all()) for p in dt_bias)
+    weights = [p.detach() for n, p in body.module.named_parameters() if n.endswith("in_proj_qkv.weight")]
+    assert weights and all(float(p.abs().max()) <= 0.02 + 1e-6 for p in weights)   # still cheap-filled
+
+
+def test_a_model_without_recurrent_layers_is_left_as_filled():
+    from advisor.probe import build
+    from tests.archs import tiny
+
+    body = build.build_body(tiny(), 2, "fp32", "cpu")
+    before = {n: p.clone() for n, p in body.module.named_parameters()}
+    assert build.library_init_recurrent_(body.module) == []
+    assert all(torch.equal(before[n], p) for n, p in body.module.named_parameters())
