@@ -23,7 +23,7 @@ from advisor.catalog.schema import Architecture
 
 CACHE_SCHEMA_VERSION = 1
 # Bump when the probe method changes so that older figures are not reused.
-METHOD_VERSION = "arch-probe-5"
+METHOD_VERSION = "arch-probe-6"   # 6: hybrids keep a layer of each kind; recurrent decay params get the library init
 
 T = TypeVar("T", bound=BaseModel)
 
