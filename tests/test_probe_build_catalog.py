@@ -92,3 +92,17 @@ def test_a_model_without_recurrent_layers_is_left_as_filled():
     before = {n: p.clone() for n, p in body.module.named_parameters()}
     assert build.library_init_recurrent_(body.module) == []
     assert all(torch.equal(before[n], p) for n, p in body.module.named_parameters())
+
+
+def test_without_the_librarys_init_the_placeholder_decay_is_said():
+    from advisor.probe import build
+
+    class Mixer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.A_log = torch.nn.Parameter(torch.zeros(4))
+
+    outer = torch.nn.Sequential(Mixer())          # no _init_weights: not a transformers model
+    notes = build.library_init_recurrent_(outer)
+    assert notes and "placeholder values" in notes[0]
+    assert bool((outer[0].A_log == 0).all())      # left as it was

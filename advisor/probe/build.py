@@ -225,9 +225,9 @@ def build_body(arch: Architecture, layers: int, fmt: str, device: str, *, min_po
             return _build_transformers(arch, layers, dtype, device, min_positions)
         except (ValueError, KeyError, ImportError) as exc:  # unknown model_type, missing class
             body = _build_builtin(arch, layers, dtype, device)
-            why = str(exc).split(":")[0] if isinstance(exc, ConfigRefused) else type(exc).__name__
             body.notes.append(f"transformers cannot build model_type '{arch.model_type}' "
-                              f"({why}); timed the built-in Llama-style block instead")
+                              f"({type(exc.__cause__ or exc).__name__}); timed the built-in Llama-style block "
+                              "instead")
             return body
     body = _build_builtin(arch, layers, dtype, device)
     if prefer == "transformers":

@@ -77,8 +77,8 @@ class TimedSamples:
 
     def typical_layer_ms(self) -> float:
         if self.mix is not None:
-            full = self.mix.full_counts
-            return sum(n * self.typical_kind_ms()[k] for k, n in full.items()) / sum(full.values())
+            kind_ms = self.typical_kind_ms()
+            return sum(n * kind_ms[k] for k, n in self.mix.full) / sum(n for _, n in self.mix.full)
         return statistics.median(self._later_layers())
 
     def typical_kind_ms(self) -> dict[str, float]:
