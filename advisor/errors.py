@@ -63,6 +63,12 @@ class TorchMissingError(UsageError):
     """torch is needed for the asked-for work but is not installed."""
 
 
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """`Type: message` on one line (whitespace folded), the message cut at `limit` characters."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:limit] if limit else text}"
+
+
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...], n: int = 3) -> str | None:
     """A short 'did you mean' hint, or None when nothing is close."""
     import difflib

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from advisor.errors import CatalogError, did_you_mean
+from advisor.errors import CatalogError, did_you_mean, one_line
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -123,8 +123,7 @@ def load_yaml(path: Path, *, with_lines: bool = False) -> Any:
         raise CatalogError(f"{path}: YAML nested too deeply") from None
     except (ValueError, TypeError, AttributeError, OverflowError, KeyError, IndexError) as exc:
         # PyYAML's constructors raise these on some bad scalars (e.g. `!!timestamp yesterday`)
-        raise CatalogError(f"{path}: malformed YAML "
-                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:120]})") from None
+        raise CatalogError(f"{path}: malformed YAML ({one_line(exc, 120)})") from None
 
 
 def line_of(raw: Any, loc: tuple) -> int | None:

@@ -146,3 +146,11 @@ def test_a_group_without_a_command_is_one_usage_line(capsys):
     assert capsys.readouterr().err.splitlines() == ["error: no command given (see 'advisor --help')"]
     assert run_cli(cli, ["catalog"], prog_name="advisor") == 2
     assert capsys.readouterr().err.splitlines() == ["error: no command given (see 'advisor catalog --help')"]
+
+
+def test_one_line_folds_whitespace_and_cuts_only_the_message():
+    from advisor.errors import one_line
+
+    exc = ValueError("first line\n   second\tline " + "x" * 50)
+    assert one_line(exc) == "ValueError: first line second line " + "x" * 50
+    assert one_line(exc, 10) == "ValueError: first line"

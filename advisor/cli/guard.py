@@ -8,7 +8,7 @@ import warnings
 
 import click
 
-from advisor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AdvisorError
+from advisor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, AdvisorError, one_line
 
 # click >= 8.2 raises this for a group called without a command; older versions print the help.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -51,6 +51,6 @@ def run_cli(cli: click.Group, argv: list[str] | None, prog_name: str) -> int:
     except Exception as exc:  # the last line of defence: never a traceback for users
         if os.environ.get("ADVISOR_DEBUG"):
             raise
-        print(f"error: internal error: {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+        print(f"error: internal error: {one_line(exc, 300)} "
               "(set ADVISOR_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_INTERNAL

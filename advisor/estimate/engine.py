@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from advisor.catalog.runtimes import RuntimeProfile
 from advisor.catalog.schema import FormatSpec, HardwareTarget, ModelEntry
-from advisor.errors import UsageError
+from advisor.errors import UsageError, one_line
 from advisor.estimate import device as devmod
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.formats import COMMUNITY_LABEL, compute_dtype, format_origin, servable_formats, weight_terms
@@ -398,7 +398,7 @@ def _calibrate(entry: ModelEntry, fmt: str, req: Request, notes: list[str]):
     except Exception as exc:  # a failed probe must not cost the user the spec estimate
         if os.environ.get("ADVISOR_DEBUG"):
             raise
-        notes.append(f"probe failed ({type(exc).__name__}: {' '.join(str(exc).split())[:160]}): spec figures")
+        notes.append(f"probe failed ({one_line(exc, 160)}): spec figures")
         return None, None
     if cal.skipped:
         notes.append(f"probe skipped: {cal.skipped}")

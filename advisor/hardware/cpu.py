@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from advisor.errors import one_line
+
 PROC_CPUINFO = Path("/proc/cpuinfo")
 # cgroup v2, then v1: a container's memory limit is what a model must fit in, not the host's RAM.
 CGROUP_MEMORY_FILES = (Path("/sys/fs/cgroup/memory.max"),
@@ -96,7 +98,7 @@ def read_cpu() -> dict[str, Any]:
             out[key] = getter()
         except Exception as exc:  # psutil.AccessDenied, missing /sys, odd platforms
             out[key] = None
-            errors[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            errors[key] = one_line(exc)
     if errors:
         out["errors"] = errors
     return out

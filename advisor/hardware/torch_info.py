@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 
+from advisor.errors import one_line
 from advisor.hardware.schema import TorchInfo
 
 
@@ -34,7 +35,7 @@ def detect_torch(check_backends: bool = True) -> TorchInfo:
         import torch
     except Exception as exc:  # a torch wheel that does not match the system (missing libs...)
         return TorchInfo(installed=True, version=_dist_version(), backends_checked=False,
-                         error=f"import torch failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}")
+                         error=f"import torch failed: {one_line(exc, 200)}")
     info = TorchInfo(installed=True, version=str(torch.__version__), backends_checked=True)
     errors = []
     try:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from advisor.errors import AdvisorError
+from advisor.errors import AdvisorError, one_line
 from advisor.recommend.schema import Candidate
 
 # How many candidates phase 2 may time in one run, and per size tier, best first.
@@ -198,8 +198,8 @@ class LocalProbes:
         except Exception as exc:  # a probe that fails (transformers cannot run a layer) costs one measurement,
             if os.environ.get("ADVISOR_DEBUG"):   # not the recommendation
                 raise
-            self.notes.append(f"{c.model} {c.format}: probe failed ({type(exc).__name__}: "
-                              f"{' '.join(str(exc).split())[:160]}); figures stay {c.latency_basis}")
+            self.notes.append(f"{c.model} {c.format}: probe failed ({one_line(exc, 160)}); "
+                              f"figures stay {c.latency_basis}")
             return None
         if res.measurement is None:
             if res.skipped:
