@@ -11,7 +11,7 @@ Split: within each runtime, rows are taken in file order and every third one (po
 HELD OUT; the constants marked "fitted" in catalog/runtimes.yaml were fitted on the other rows only
 (`--fit` refits them and prints the result). Goals are judged on held-out rows; all rows are printed too.
 
-    python benchmarks/serving_accuracy.py [--json] [--fit] [--rows]
+    python benchmarks/serving_accuracy.py [--json] [--fit] [--cv] [--rows] [--runtime NAME]
 """
 
 from __future__ import annotations
@@ -442,14 +442,26 @@ def coordinates(params: list[str], values: list[float]) -> list[float]:
     return out
 
 
-def fit(cases: list[Case], cat) -> dict[str, dict]:
+NEUTRAL_EFFICIENCY, NEUTRAL_CONSTANT = 0.5, 1.0   # a start that knows no row: half of peak, 1 ms (or us, bytes)
+
+
+def fit(cases: list[Case], cat, *, only: set[str] | None = None, exclude: frozenset[str] = frozenset(),
+        neutral: bool = False) -> dict[str, dict]:
+    """Fit each runtime's FIT_PARAMS on its fit rows (less `exclude`). The simplex starts from the catalog's
+    values, or with `neutral` from values no row chose: a constant that only an excluded row determines then
+    stays at the neutral start instead of keeping what that row taught it."""
     out = {}
     for rid, params in FIT_PARAMS.items():
-        mine = [c for c in cases if c.runtime == rid and c.checks and c.checks[0].split == "fit"]
+        if only is not None and rid not in only:
+            continue
+        mine = [c for c in cases if c.runtime == rid and c.checks and c.checks[0].split == "fit"
+                and c.row["id"] not in exclude]
         if not mine:
             continue
         base = cat.runtimes[rid]
-        x0 = coordinates(params, [get_param(base, p) for p in params])
+        start = [NEUTRAL_EFFICIENCY if "efficiency" in p else NEUTRAL_CONSTANT for p in params] if neutral else \
+            [get_param(base, p) for p in params]
+        x0 = coordinates(params, start)
 
         def loss(x, base=base, params=params, mine=mine):
             try:
@@ -467,9 +479,49 @@ def fit(cases: list[Case], cat) -> dict[str, dict]:
         best = x0
         for _ in range(4):              # restarts: the simplex collapses early on these flat losses
             best = nelder_mead(loss, best, iters=600, step=0.5)
+        best_loss = loss(best)
+        for i in range(len(best)):      # the simplex drifts along a constant no row depends on: keep its start
+            trial = best[:i] + [x0[i]] + best[i + 1:]
+            if abs(loss(trial) - best_loss) <= 1e-12 * max(1.0, best_loss):
+                best = trial
         values = physical(params, best)
         out[rid] = {"params": values, "rows": sorted({c.row["id"] for c in mine}), "loss": loss(best)}
     return out
+
+
+def cross_validate(cases: list[Case], cat, only: set[str] | None = None) -> list[dict]:
+    """Leave one fit row out at a time: refit its runtime's constants from the neutral start on the runtime's
+    other fit rows and predict the row left out. The held-out rows take no part; this measures how well the
+    fitting procedure generalises within the fit rows, so that a choice between two model structures can be
+    made without looking at the held-out rows."""
+    out = []
+    for rid in FIT_PARAMS:
+        if only is not None and rid not in only:
+            continue
+        mine = [c for c in cases if c.runtime == rid and c.checks and c.checks[0].split == "fit"]
+        for case in mine:
+            fitted = fit(cases, cat, only={rid}, exclude=frozenset({case.row["id"]}), neutral=True)
+            rt = with_params(cat.runtimes[rid], fitted[rid]["params"]) if rid in fitted else cat.runtimes[rid]
+            bind(case, cat, rt)
+            for c in case.checks:
+                pred = c.predict()
+                out.append({"row": c.row, "runtime": rid, "kind": c.kind, "metric": c.metric,
+                            "published": c.published, "predicted": pred,
+                            "error": (pred - c.published) / c.published})
+    return out
+
+
+def print_cv(results: list[dict]) -> None:
+    print("LEAVE-ONE-OUT over the FIT rows (each row predicted by constants refitted without it, from a neutral "
+          "start; held-out rows unused)")
+    print(f"{'runtime':13} | " + " | ".join(f"{k:>14} n  med   p90" for k in KINDS + ("all",)))
+    for rid in sorted({r["runtime"] for r in results}) + ["all"]:
+        cells = []
+        for kind in KINDS + ("all",):
+            errs = [abs(r["error"]) for r in results if rid in ("all", r["runtime"]) and kind in ("all", r["kind"])]
+            cells.append(f"{'':>14}{len(errs):>2} {fmt_pct(statistics.median(errs))} {fmt_pct(pct(errs, 0.9))}"
+                         if errs else f"{'':>14} 0    -     -")
+        print(f"{rid:13} | " + " | ".join(cells))
 
 
 # --- statistics ---------------------------------------------------------------------------------------------
@@ -649,6 +701,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="rows and summaries as JSON")
     ap.add_argument("--fit", action="store_true", help="refit the fitted constants on the fit rows and print them")
     ap.add_argument("--rows", action="store_true", help="print every check")
+    ap.add_argument("--cv", action="store_true",
+                    help="leave-one-out cross-validation of the fit over the fit rows (held-out rows unused)")
+    ap.add_argument("--runtime", action="append", help="with --cv or --fit: only this runtime (repeatable)")
     args = ap.parse_args(argv)
     cat, notes = load()
     cases, skipped = cases_from(cat)
@@ -660,8 +715,21 @@ def main(argv: list[str] | None = None) -> int:
         rid = RUNTIMES.get(r["runtime"], r["runtime"])
         rows_total[rid] = rows_total.get(rid, 0) + 1
 
+    only = set(args.runtime) if args.runtime else None
+    if args.cv:
+        results = cross_validate(cases, cat, only)
+        if args.json:
+            print(json.dumps(results, indent=1))
+            return 0
+        if args.rows:
+            for r in results:
+                print(f"{r['row']:48} {r['metric']:32} {r['predicted']:10.2f} {r['published']:10.2f} "
+                      f"{100 * r['error']:+7.1f}% cv")
+        print_cv(results)
+        return 0
+
     if args.fit:
-        fitted = fit(cases, cat)
+        fitted = fit(cases, cat, only=only)
         print("Fitted constants (Nelder-Mead on log |error|^2 over the FIT rows only):")
         for rid, f in fitted.items():
             print(f"\n{rid}: fit rows {', '.join(f['rows'])}")

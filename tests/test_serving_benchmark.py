@@ -98,3 +98,21 @@ def test_rows_carry_their_build_threads_and_isa():
     # hardware.yaml now holds every GPU's node data: the overlay only adds the three CPU targets
     overlay = next(n for n in notes if "hardware-nodes.yaml" in n)
     assert "rtx" not in overlay and "h100" not in overlay and overlay.count("cpu-") == 3
+
+
+def test_leave_one_out_refits_without_the_row_and_never_touches_held_out_rows():
+    cat, _ = bench.load()
+    cases, _ = bench.cases_from(cat)
+    fit_rows = {c.row["id"] for c in cases if c.runtime == "gpt-fast" and c.checks[0].split == "fit"}
+    # the int4 row is the only one that determines the int4 efficiency: without it, that constant stays at the
+    # neutral start instead of keeping the catalog's value (fitted with the row)
+    left_out = "gptfast-a100-llama2-7b-int4g32"
+    fitted = bench.fit(cases, cat, only={"gpt-fast"}, exclude=frozenset({left_out}), neutral=True)["gpt-fast"]
+    assert left_out not in fitted["rows"] and set(fitted["rows"]) == fit_rows - {left_out}
+    assert fitted["params"]["bandwidth_efficiency.values.int4"] == pytest.approx(bench.NEUTRAL_EFFICIENCY)
+    assert fitted["params"]["bandwidth_efficiency.values.int8"] != pytest.approx(bench.NEUTRAL_EFFICIENCY, abs=0.01)
+    results = bench.cross_validate(cases, cat, {"gpt-fast"})
+    assert {r["row"] for r in results} == fit_rows
+    by_row = {r["row"]: r for r in results}
+    # predicted with the neutral int4 efficiency (0.5 of peak) instead of the fitted 0.473: faster than published
+    assert by_row[left_out]["error"] > 0.0
