@@ -101,12 +101,14 @@ def model_source(row: dict, workdir: Path) -> tuple[str, str] | str:
 
 def quant_args(row: dict) -> dict | str:
     """aiconfigurator's quant modes for the row's format. It has one 16-bit mode (bfloat16): FP16 runs the
-    same tensor-core rate. The FP8 rows state --fp8_kv_cache."""
+    same tensor-core rate. FP8 rows carry an FP8 KV cache where the row says so, and on every TensorRT-LLM
+    row (its engines were built with --fp8_kv_cache: serving_accuracy.py reads them the same way)."""
     fmt = row["format"]
     if fmt in ("fp16", "bf16"):
         return {}
     if fmt == "fp8":
-        return {"gemm_quant_mode": "fp8", **({"kvcache_quant_mode": "fp8"} if "fp8_kv_cache" in row["notes"] else {})}
+        fp8_kv = "fp8_kv_cache" in row["notes"] or row["runtime"] == "tensorrt-llm"
+        return {"gemm_quant_mode": "fp8", **({"kvcache_quant_mode": "fp8"} if fp8_kv else {})}
     return f"format {fmt} not mapped"
 
 

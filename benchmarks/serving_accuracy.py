@@ -46,6 +46,10 @@ LLAMA_BENCH = (512, 128)  # llama-bench defaults (-p 512 -n 128) for rows whose 
 # `main --no-mmap -ngl 10000 -n 1024 --ignore-eos` on the 'A Tale of Two Cities' prompt, printed as
 # 'prompt eval time = ... / 494 tokens', 'eval time = ... / 1023 runs', 'n_ctx = 512, n_batch = 512'; builds 1671-1691.
 MAIN_DEC2023 = {"prompt": 494, "evals": 1023, "n_ctx": 512, "build": "2023-12"}
+# TensorRT-LLM rows (NVIDIA/TensorRT-LLM docs/source/performance.md at 138f96d4, 'Benchmarking per Model'):
+# the Llama2-7b and Llama2-70b engines that both the throughput and the first-token benchmarks run are built
+# with `--enable_fp8 --fp8_kv_cache` ('Running on A100': remove them there), so every FP8 row has an FP8 KV
+# cache, also the throughput rows whose own notes do not repeat it.
 # CPU rows: physical cores the target's peak counts, and the ISA each row's table is labelled with
 CPU_CORES = {"cpu-ryzen9-7950x": 16, "cpu-threadripper-pro-5975wx": 32, "cpu-apple-m2-max": 8}
 CPU_ISA = {"Zen4": ("avx2", "avx512f", "avx512_vnni", "avx512vl"),   # Zen 4: AVX-512 with VNNI
@@ -331,7 +335,7 @@ def bind(case: Case, cat, rt):
     if device.kind == "cpu":
         device = dataclasses.replace(device, cores=CPU_CORES.get(target.id), flags=case.cpu_flags)
     split = Split(case.gpus, case.split_kind) if case.gpus > 1 else Split(1, "none")
-    kv_el = 1 if case.fmt == "fp8" and "fp8_kv_cache" in case.row["notes"] else 2
+    kv_el = 1 if case.fmt == "fp8" and ("fp8_kv_cache" in case.row["notes"] or case.runtime == "tensorrt-llm") else 2
     weights = sum(weight_terms(entry.arch, fmt).values())
     threads = case.threads or (None, None)
     rates = spec_rates(device, fmt, rt, threads=threads[0] or None, decode_threads=threads[1] or None)
