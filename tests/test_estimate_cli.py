@@ -151,8 +151,12 @@ def test_api_uses_rates_and_measurements(cat):
                            prefill_ms=Spread.from_values([5, 6, 7]), decode_ms_per_token=Spread.from_values([1, 2, 3]),
                            method="architecture-probe")
     est = estimate("fx-tiny", target="fx-gpu-24gb", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT],
-                   measurement=m)
+                   measurement=m, runtime="transformers")
     assert est.latency.source == "measured" and est.latency.prefill_ms == 6
+    # the architecture probe timed PyTorch: for the named GPU's default engine (vLLM) it is not a measurement
+    est = estimate("fx-tiny", target="fx-gpu-24gb", prompt_tokens=100, new_tokens=10, catalog_paths=[CAT],
+                   measurement=m)
+    assert est.runtime == "vllm" and est.latency.source == "spec" and est.latency.prefill_ms != 6
 
 
 def test_local_target_calls_the_probes_and_records_why_they_skipped(cat, monkeypatch):

@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "catalog": ("advisor.cli.catalog_cmd", "catalog", "Browse and validate the model catalog."),
     "estimate": ("advisor.cli.estimate_cmd", "estimate", "Estimate memory and latency of one model."),
     "probe": ("advisor.cli.probe_cmd", "probe", "Measure latency on this machine with short torch probes."),
+    "probe-engine": ("advisor.cli.engine_cmd", "probe_engine",
+                     "Time the real llama.cpp engine on this CPU (synthetic GGUF)."),
     "recommend": ("advisor.cli.recommend_cmd", "recommend", "Recommend the small or large model for a task."),
     "check": ("advisor.cli.check_cmd", "check", "Pre-deployment gate for CI (exit 0 pass, 1 fail)."),
     "log": ("advisor.cli.log_cmd", "log", "Send saved reports to MLflow (after an outage)."),

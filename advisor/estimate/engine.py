@@ -332,6 +332,7 @@ def estimate_entry(entry: ModelEntry, *, device: DeviceSpec, fmt: FormatSpec, ru
         if req.max_model_len is None:
             notes.append(f"max_model_len is taken as prompt + new tokens ({req.model_len}); {runtime.id} would "
                          f"default to the model's context ({entry.context or 'unknown'}): pass --max-model-len")
+    measurement = measurement_for_runtime(measurement, runtime, entry.id, notes)
     used = _rates(device, fmt, runtime, rates, measurement, notes)
     if measurement is not None and (measurement.batch != req.batch or measurement.prompt_tokens != req.prompt):
         notes.append(f"the measurement was taken at batch {measurement.batch}, prompt {measurement.prompt_tokens}")
@@ -385,6 +386,25 @@ def _local_device(profile, targets: dict[str, HardwareTarget], runtime: RuntimeP
                              hint="pass --target ID (see 'advisor profile --help')") from None
         profile = detect_profile()
     return devmod.from_profile(profile, targets, runtime)
+
+
+# The runtime whose latency each probe method times: the torch probes run an eager PyTorch forward.
+MEASURED_RUNTIME = {"architecture-probe": "transformers", "real-model": "transformers",
+                    "llama.cpp-engine": "llama.cpp"}
+
+
+def measurement_for_runtime(measurement: LatencyMeasurement | None, runtime: RuntimeProfile, model_id: str,
+                            notes: list[str]) -> LatencyMeasurement | None:
+    """The measurement if it timed this runtime; otherwise None and a note (its probe rates still calibrate)."""
+    if measurement is None:
+        return None
+    timed = MEASURED_RUNTIME.get(measurement.method, "transformers")
+    if timed == runtime.id:
+        return measurement
+    hint = f" ('advisor probe-engine {model_id}' times llama.cpp itself)" if runtime.id == "llama.cpp" else ""
+    notes.append(f"the {measurement.method} timed {timed}, not {runtime.id}: figures are calibrated or spec, "
+                 f"not measured{hint}")
+    return None
 
 
 def _calibrate(entry: ModelEntry, fmt: str, req: Request, notes: list[str]):

@@ -72,7 +72,7 @@ class LatencyMeasurement(BaseModel):
     decode_ms_per_token: Spread
     peak_bytes: int | None = None
     joules_per_token: float | None = None
-    method: Literal["architecture-probe", "real-model"]
+    method: Literal["architecture-probe", "real-model", "llama.cpp-engine"]
     layers_timed: list[int] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 

@@ -1,0 +1,193 @@
+"""A GGUF file of a catalog architecture with random weights, for timing the real llama.cpp engine.
+
+llama.cpp's speed depends on the tensors' shapes and types, not on their values, so the probe writes
+the model's own shapes (truncated to a few layers where the whole model is large) with random quantised
+blocks: Q4_0 blocks are an fp16 scale and 16 bytes of random nibbles, Q8_0 blocks an fp16 scale and 32
+random int8, F16/BF16/F32 random normals. Nothing is quantised in Python, so writing costs the disk
+traffic only. The tensor names and metadata keys are those of llama.cpp's `llama`, `qwen2` and `qwen3`
+architectures (gguf-py's constants, the package llama.cpp's own converter uses).
+
+Supported: dense decoders of the llama layout (gated SiLU MLP, RMSNorm, rotary GQA attention on every
+layer, no MoE, no recurrent or sliding layers); q/k/v biases make it `qwen2`, per-head q/k norms `qwen3`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from advisor.catalog.schema import Architecture
+
+# GGUF formats the writer produces: (gguf-py quantisation type name, bytes per block, weights per block)
+GGUF_FORMATS: dict[str, tuple[str, int, int]] = {
+    "q4_0": ("Q4_0", 18, 32),
+    "q8_0": ("Q8_0", 34, 32),
+    "f16": ("F16", 2, 1),
+    "fp16": ("F16", 2, 1),
+    "bf16": ("BF16", 2, 1),
+    "f32": ("F32", 4, 1),
+    "fp32": ("F32", 4, 1),
+}
+SCALE_FP16 = 0.02   # every block's scale: keeps the activations of random weights finite through the layers
+
+
+class UnsupportedArchitecture(ValueError):
+    """The architecture has a part the synthetic GGUF does not write (the message says which)."""
+
+
+@dataclass(frozen=True)
+class GgufLayout:
+    """What a synthetic file holds: llama.cpp's architecture name and the layers written."""
+
+    gguf_arch: str
+    layers: int
+    tied: bool
+    qkv_bias: bool
+    qk_norm: bool
+
+
+def layout(arch: Architecture, layers: int | None = None) -> GgufLayout:
+    """The llama.cpp architecture a catalog architecture is written as, or why it cannot be."""
+    fam = arch.family
+    reasons = []
+    if arch.is_moe:
+        reasons.append("MoE layers")
+    if arch.is_hybrid:
+        reasons.append("recurrent (linear-attention or Mamba) layers")
+    if any(spec.mixer != "full" for spec in arch.layer_plan()):
+        reasons.append("sliding or chunked attention layers")
+    if fam.mlp != "gated" or fam.norm != "rmsnorm":
+        reasons.append(f"a {fam.mlp} MLP with {fam.norm}")
+    o_bias = arch.attention_bias if arch.attention_bias is not None else fam.o_bias
+    mlp_bias = arch.mlp_bias if arch.mlp_bias is not None else fam.mlp_bias
+    if o_bias or mlp_bias:
+        reasons.append("output-projection or MLP biases")
+    if fam.qk_norm == "full" or fam.attn_output_gate or fam.attention_sinks or fam.learned_positions:
+        reasons.append("full q/k norms, gated attention output, attention sinks or learned positions")
+    if arch.block_configs or arch.hidden_size_per_layer_input or fam.logit_softcap:
+        reasons.append("per-layer blocks, per-layer embeddings or logit soft-capping")
+    if reasons:
+        raise UnsupportedArchitecture(f"model_type '{arch.model_type}' has {', '.join(reasons)}: the synthetic "
+                                      "GGUF writes only llama/qwen2/qwen3 dense decoders")
+    qkv_bias = bool(arch.attention_bias if arch.attention_bias is not None else fam.qkv_bias)
+    qk_norm = fam.qk_norm == "head"
+    if qkv_bias and qk_norm:
+        raise UnsupportedArchitecture(f"model_type '{arch.model_type}' has q/k/v biases and q/k norms together: "
+                                      "no llama.cpp architecture the writer knows has both")
+    name = "qwen3" if qk_norm else ("qwen2" if qkv_bias else "llama")
+    n = arch.num_hidden_layers if layers is None else max(1, min(layers, arch.num_hidden_layers))
+    return GgufLayout(name, n, arch.tied_embeddings, qkv_bias, qk_norm)
+
+
+def tensor_shapes(arch: Architecture, lay: GgufLayout) -> list[tuple[str, tuple[int, ...], bool]]:
+    """(name, (rows, columns) or (n,), quantised?) of every tensor, in llama.cpp's names."""
+    h, hd = arch.hidden_size, arch.head_size
+    q_out, kv_out, ff = arch.num_attention_heads * hd, arch.kv_heads * hd, arch.ffn_size
+    out: list[tuple[str, tuple[int, ...], bool]] = [("token_embd.weight", (arch.vocab_size, h), True),
+                                                    ("output_norm.weight", (h,), False)]
+    if not lay.tied:
+        out.append(("output.weight", (arch.vocab_size, h), True))
+    for i in range(lay.layers):
+        b = f"blk.{i}."
+        out += [(b + "attn_norm.weight", (h,), False), (b + "attn_q.weight", (q_out, h), True),
+                (b + "attn_k.weight", (kv_out, h), True), (b + "attn_v.weight", (kv_out, h), True),
+                (b + "attn_output.weight", (h, q_out), True), (b + "ffn_norm.weight", (h,), False),
+                (b + "ffn_gate.weight", (ff, h), True), (b + "ffn_up.weight", (ff, h), True),
+                (b + "ffn_down.weight", (h, ff), True)]
+        if lay.qkv_bias:
+            out += [(b + "attn_q.bias", (q_out,), False), (b + "attn_k.bias", (kv_out,), False),
+                    (b + "attn_v.bias", (kv_out,), False)]
+        if lay.qk_norm:
+            out += [(b + "attn_q_norm.weight", (hd,), False), (b + "attn_k_norm.weight", (hd,), False)]
+    return out
+
+
+def file_bytes(arch: Architecture, fmt: str, layers: int | None = None) -> int:
+    """Bytes of tensor data the file will hold (the metadata and the vocabulary add a few MB)."""
+    lay = layout(arch, layers)
+    _, block_bytes, block_weights = _format(fmt)
+    total = 0
+    for _, shape, quantised in tensor_shapes(arch, lay):
+        n = 1
+        for d in shape:
+            n *= d
+        total += n * block_bytes // block_weights if quantised else 4 * n
+    return total
+
+
+def _format(fmt: str) -> tuple[str, int, int]:
+    try:
+        return GGUF_FORMATS[fmt.lower()]
+    except KeyError:
+        raise ValueError(f"format '{fmt}' cannot be written as a synthetic GGUF; one of: "
+                         f"{', '.join(sorted({k for k in GGUF_FORMATS if not k.startswith('fp')}))}") from None
+
+
+def _random_tensor(np, rng, gq, qtype: str, rows: int, cols: int):
+    """The raw bytes (uint8, one row per weight row) or values of a random tensor of that type."""
+    if qtype in ("Q4_0", "Q8_0"):
+        per_block = 16 if qtype == "Q4_0" else 32
+        blocks = rows * cols // 32
+        raw = np.empty((blocks, 2 + per_block), dtype=np.uint8)
+        raw[:, :2] = np.frombuffer(np.float16(SCALE_FP16).tobytes(), dtype=np.uint8)
+        raw[:, 2:] = rng.integers(0, 256, size=(blocks, per_block), dtype=np.uint8)
+        return raw.reshape(rows, (cols // 32) * (2 + per_block)), getattr(gq, qtype)
+    values = rng.standard_normal((rows, cols), dtype=np.float32) * SCALE_FP16
+    if qtype == "F16":
+        return values.astype(np.float16), None
+    if qtype == "BF16":
+        bits = (values.view(np.uint32) >> 16).astype(np.uint16)   # truncation: values do not matter
+        return bits.view(np.uint8).reshape(rows, cols * 2), gq.BF16
+    return values, None
+
+
+def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, context: int = 4096,
+          seed: int = 0) -> GgufLayout:
+    """Write the synthetic GGUF to `path`; needs the `gguf` package (the [engine] extra)."""
+    import gguf
+    import numpy as np
+
+    lay = layout(arch, layers)
+    qtype, _, block_weights = _format(fmt)
+    if arch.hidden_size % 32 or arch.ffn_size % 32:
+        raise UnsupportedArchitecture("hidden and MLP widths must be multiples of 32 for GGUF blocks")
+    rng = np.random.default_rng(seed)
+    gq = gguf.GGMLQuantizationType
+    w = gguf.GGUFWriter(str(path), lay.gguf_arch)
+    w.add_name(f"model-advisor synthetic {arch.model_type}")
+    w.add_context_length(context)
+    w.add_embedding_length(arch.hidden_size)
+    w.add_block_count(lay.layers)
+    w.add_feed_forward_length(arch.ffn_size)
+    w.add_head_count(arch.num_attention_heads)
+    w.add_head_count_kv(arch.kv_heads)
+    w.add_key_length(arch.head_size)
+    w.add_value_length(arch.head_size)
+    w.add_rope_dimension_count(arch.head_size)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(10000.0)
+    w.add_vocab_size(arch.vocab_size)
+    # A SentencePiece-style vocabulary of placeholder pieces: the probe feeds token ids, never text.
+    w.add_tokenizer_model("llama")
+    w.add_token_list([f"<t{i}>".encode() for i in range(arch.vocab_size)])
+    w.add_token_scores([0.0] * arch.vocab_size)
+    w.add_token_types([2, 3, 3] + [1] * (arch.vocab_size - 3))
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+    for name, shape, quantised in tensor_shapes(arch, lay):
+        if not quantised:
+            w.add_tensor(name, np.ones(shape, dtype=np.float32))
+            continue
+        rows, cols = shape
+        if cols % block_weights:
+            raise UnsupportedArchitecture(f"{name}: {cols} columns are not whole {qtype} blocks")
+        data, raw_dtype = _random_tensor(np, rng, gq, qtype, rows, cols)
+        if raw_dtype is None:
+            w.add_tensor(name, data)
+        else:
+            w.add_tensor(name, data, raw_dtype=raw_dtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return lay

@@ -1,0 +1,85 @@
+"""The synthetic GGUF the llama.cpp engine probe times: llama.cpp's names, shapes, types and metadata.
+
+Read back with gguf-py's own reader (the package llama.cpp's converter uses), so a wrong name, shape or
+block size fails here rather than as a refused file on a machine with llama.cpp.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+
+from advisor.catalog.loader import get_catalog  # noqa: E402
+from advisor.catalog.schema import Architecture  # noqa: E402
+from advisor.probe import gguf_synth  # noqa: E402
+
+TINY = Architecture(model_type="llama", hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                    num_key_value_heads=2, intermediate_size=160, vocab_size=96)
+
+
+def _field(reader, key):
+    f = reader.fields[key]
+    part = f.parts[f.data[0]]
+    return bytes(part).decode() if f.types and f.types[0] == gguf.GGUFValueType.STRING else part.tolist()[0]
+
+
+def test_catalog_families_map_to_llama_cpp_architectures():
+    cat = get_catalog(())
+    assert gguf_synth.layout(cat.model("llama-3.2-1b").arch).gguf_arch == "llama"
+    assert gguf_synth.layout(cat.model("qwen2.5-0.5b").arch).gguf_arch == "qwen2"      # q/k/v biases
+    qwen3 = next(e for e in cat.models.values() if e.arch.model_type == "qwen3")
+    assert gguf_synth.layout(qwen3.arch).gguf_arch == "qwen3"                          # per-head q/k norms
+    moe = next(e for e in cat.models.values() if e.arch.is_moe)
+    with pytest.raises(gguf_synth.UnsupportedArchitecture, match="MoE"):
+        gguf_synth.layout(moe.arch)
+    hybrid = next(e for e in cat.models.values() if e.arch.is_hybrid)
+    with pytest.raises(gguf_synth.UnsupportedArchitecture, match="recurrent"):
+        gguf_synth.layout(hybrid.arch)
+
+
+def test_file_bytes_counts_blocks_by_hand():
+    # per layer: q 64x64, k and v 32x64 each, o 64x64 (12,288), gate/up 160x64, down 64x160 (30,720): 43,008
+    # plus embedding and untied head 96x64 each; Q4_0: 18 bytes per 32 weights; norms f32: (2 x 64) per
+    # layer + the final 64
+    weights = 3 * 43_008 + 2 * 96 * 64
+    norms = 3 * 2 * 64 + 64
+    assert gguf_synth.file_bytes(TINY, "q4_0") == weights * 18 // 32 + 4 * norms
+    assert gguf_synth.file_bytes(TINY, "q8_0") == weights * 34 // 32 + 4 * norms
+    assert gguf_synth.file_bytes(TINY, "f16", layers=1) == (43_008 + 2 * 96 * 64) * 2 + 4 * (2 * 64 + 64)
+
+
+@pytest.mark.parametrize("fmt,qtype", [("q4_0", "Q4_0"), ("q8_0", "Q8_0"), ("f16", "F16"), ("bf16", "BF16")])
+def test_written_file_reads_back_with_llama_cpp_names_and_types(tmp_path, fmt, qtype):
+    path = tmp_path / "m.gguf"
+    lay = gguf_synth.write(TINY, fmt, path, layers=2, context=300)
+    reader = gguf.GGUFReader(str(path))
+    assert _field(reader, "general.architecture") == "llama"
+    assert int(_field(reader, "llama.block_count")) == lay.layers == 2
+    assert int(_field(reader, "llama.attention.head_count_kv")) == 2
+    assert int(_field(reader, "llama.context_length")) == 300
+    tensors = {t.name: t for t in reader.tensors}
+    expected = gguf_synth.tensor_shapes(TINY, lay)
+    assert set(tensors) == {name for name, _, _ in expected}
+    assert "blk.2.attn_q.weight" not in tensors
+    for name, shape, quantised in expected:
+        t = tensors[name]
+        # gguf stores dimensions innermost first
+        assert tuple(int(d) for d in t.shape)[::-1] == shape, name
+        want = getattr(gguf.GGMLQuantizationType, qtype) if quantised else gguf.GGMLQuantizationType.F32
+        assert t.tensor_type == want, name
+    body = sum(int(t.n_bytes) for t in reader.tensors)
+    assert body == gguf_synth.file_bytes(TINY, fmt, layers=2)
+    if qtype == "Q4_0":      # every block: the fixed fp16 scale, then random nibbles
+        raw = np.asarray(tensors["blk.0.ffn_up.weight"].data).reshape(-1, 18)
+        assert np.all(raw[:, :2].view(np.float16) == np.float16(gguf_synth.SCALE_FP16))
+        assert len(np.unique(raw[:, 2:])) > 200
+
+
+def test_unwritable_format_and_widths_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="q4_k_m"):
+        gguf_synth.file_bytes(TINY, "q4_k_m")
+    odd = TINY.model_copy(update={"intermediate_size": 100})
+    with pytest.raises(gguf_synth.UnsupportedArchitecture, match="multiples of 32"):
+        gguf_synth.write(odd, "q4_0", tmp_path / "x.gguf")

@@ -1,0 +1,144 @@
+"""The llama.cpp engine probe's supervisor: real child processes, a real synthetic GGUF, no llama.cpp.
+
+The child that stands in for llama-cpp-python is a small Python script: it crashes with a real SIGSEGV
+when asked for llama.cpp's default buffers, exits with an error, or prints timings that depend on the
+depth of the GGUF it was given, so the fallback, the error path and the extrapolation are each checked
+end to end. The child that really runs llama.cpp (advisor/probe/llamacpp_worker.py) needs llama-cpp-python
+and is exercised by benchmarks/llamacpp_local.py on a machine that has it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+pytest.importorskip("gguf")
+
+from advisor.catalog.loader import get_catalog  # noqa: E402
+from advisor.catalog.schema import Architecture  # noqa: E402
+from advisor.probe import llamacpp_engine as le  # noqa: E402
+
+TINY = Architecture(model_type="llama", hidden_size=64, num_hidden_layers=10, num_attention_heads=4,
+                    num_key_value_heads=2, intermediate_size=160, vocab_size=96)
+
+# prefill = 10 + 5 ms per layer, decode = 1 + 0.5 ms per layer; crashes on default buffers if told to
+FAKE_ENGINE = textwrap.dedent("""
+    import json, os, re, signal, sys
+    args = json.loads(sys.argv[-1])
+    layers = int(re.search(r"synthetic-(\\d+)", args["path"]).group(1))
+    assert os.path.getsize(args["path"]) > 0
+    if args["extra_bufts"] and os.environ.get("FAKE_CRASH_DEFAULT") == "1":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if os.environ.get("FAKE_FAIL") == "1":
+        print(json.dumps({"error": "llama.cpp could not load the synthetic GGUF"})); sys.exit(3)
+    print("some log line")
+    print(json.dumps({"prefill_ms": [10 + 5 * layers] * 3, "decode_ms": [1 + 0.5 * layers] * 5,
+                      "llama_cpp_python": "fake", "system_info": "AVX2 = 1"}))
+""")
+
+
+@pytest.fixture
+def fake(tmp_path):
+    script = tmp_path / "fake_engine.py"
+    script.write_text(FAKE_ENGINE)
+    return [sys.executable, str(script)]
+
+
+def test_extrapolate_is_linear_in_depth():
+    # 1 layer 12 ms, 3 layers 20 ms: 4 ms per layer, 32 layers = 12 + 31 x 4
+    assert le.extrapolate(12.0, 20.0, 1, 3, 32) == pytest.approx(136.0)
+    assert le.extrapolate(12.0, 11.0, 1, 3, 32) == 12.0        # noise below zero per layer: the shallow figure
+
+
+def test_depth_plan_and_room_check():
+    cat = get_catalog(())
+    assert le.plan_depths(cat.model("qwen2.5-0.5b").arch, "q4_0") == [24]
+    assert le.plan_depths(cat.model("llama-3.1-8b").arch, "q4_0") == [le.SHALLOW, le.DEEP]
+    with pytest.raises(le.EngineProbeRefused, match="RAM"):
+        le.check_room(cat.model("llama-3.1-8b").arch, "q4_0", [1, 3], 512, available_bytes=2_000_000_000,
+                      memory_fraction=0.5, free_disk_bytes=10**12)
+    with pytest.raises(le.EngineProbeRefused, match="disk"):
+        le.check_room(TINY, "q4_0", [10], 512, available_bytes=10**11, memory_fraction=0.5, free_disk_bytes=1000)
+
+
+def test_a_crashing_child_is_an_outcome_not_an_exception():
+    segfault = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    crash = le.run_worker({}, 30, command=[sys.executable, "-c", segfault])
+    assert crash.result is None and crash.crash == "crashed with SIGSEGV"
+    slow = le.run_worker({}, 0.5, command=[sys.executable, "-c", "import time; time.sleep(5)"])
+    assert slow.crash and "no result within" in slow.crash
+
+
+def test_default_buffers_crash_then_plain_buffers_are_timed(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CRASH_DEFAULT", "1")
+    notes: list[str] = []
+    t = le.time_depth(TINY, "q4_0", 3, threads=2, prompt=64, steps=4, repeats=3, budget_s=20, workdir=tmp_path,
+                      notes=notes, command=fake)
+    assert (t.layers, t.extra_bufts, t.prefill_ms) == (3, False, [25, 25, 25])
+    assert "crashed with SIGSEGV" in notes[0] and "use_extra_bufts=False" in notes[0]
+    assert not list(tmp_path.glob("*.gguf"))                     # the file is deleted afterwards
+
+
+def test_every_attempt_failing_is_refused_with_both_reasons(fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "1")
+    with pytest.raises(le.EngineProbeRefused, match="could not load.*could not load"):
+        le.time_depth(TINY, "q8_0", 1, threads=1, prompt=8, steps=2, repeats=1, budget_s=20, workdir=tmp_path,
+                      notes=[], command=fake)
+
+
+def test_a_large_model_is_timed_at_two_depths_and_extrapolated(fake, monkeypatch):
+    monkeypatch.setattr(le, "FULL_DEPTH_MAX_BYTES", 1000)     # force the two-depth plan on the tiny model
+    m, details = le.probe_engine(TINY, "q4_0", model_id="tiny", threads=2, prompt=64, steps=4, budget_s=30,
+                                 command=fake)
+    assert details.layers_timed == [1, 3] and details.extrapolated and details.extra_bufts
+    assert m.prefill_ms.p50 == pytest.approx(10 + 5 * 10)       # the fake engine's line, at the full 10 layers
+    assert m.decode_ms_per_token.p50 == pytest.approx(1 + 0.5 * 10)
+    assert m.method == "llama.cpp-engine" and m.layers_timed == [1, 3]
+    assert any("extrapolated linearly to 10" in n for n in m.notes)
+
+
+def test_cli_without_the_engine_extra_says_what_to_install():
+    from importlib.util import find_spec
+
+    if find_spec("llama_cpp") is not None:
+        pytest.skip("llama-cpp-python is installed here")
+    proc = subprocess.run([sys.executable, "-m", "advisor", "probe-engine", "qwen2.5-0.5b"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "model-advisor[engine]" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) <= 2
+
+
+def test_json_of_the_worker_is_the_last_json_line(tmp_path):
+    script = tmp_path / "w.py"
+    script.write_text("import json\nprint(json.dumps({'prefill_ms': [1.0]}))\nprint('{not json: a log line')\n")
+    out = le.run_worker({}, 30, command=[sys.executable, str(script)])
+    assert out.result == {"prefill_ms": [1.0]}
+    assert json.loads(json.dumps(out.result))
+
+
+def _measurement(method: str):
+    from advisor.estimate.schema import LatencyMeasurement, Spread
+
+    return LatencyMeasurement(model="qwen2.5-0.5b", format="q8_0", device="cpu", prompt_tokens=256, batch=1,
+                              prefill_ms=Spread.from_values([1000.0, 1010.0]),
+                              decode_ms_per_token=Spread.from_values([40.0, 41.0]), method=method)
+
+
+def test_a_measurement_counts_only_for_the_runtime_it_timed():
+    from advisor.estimate.engine import estimate
+
+    kw = dict(target="cpu-server", format="q8_0", runtime="llama.cpp", prompt_tokens=256, new_tokens=16, probe=False)
+    engine = estimate("qwen2.5-0.5b", measurement=_measurement("llama.cpp-engine"), **kw)
+    assert engine.latency.basis == "measured" and engine.latency.prefill_ms == pytest.approx(1005.0)
+    # the torch architecture probe timed PyTorch: not llama.cpp's latency, so not "measured" for llama.cpp
+    torch_timed = estimate("qwen2.5-0.5b", measurement=_measurement("architecture-probe"), **kw)
+    assert torch_timed.latency.basis == "spec" and torch_timed.latency.prefill_ms != pytest.approx(1005.0)
+    assert any("timed transformers, not llama.cpp" in n and "probe-engine" in n for n in torch_timed.notes)
+    kw["runtime"] = "transformers"
+    kw["format"] = "fp32"
+    assert estimate("qwen2.5-0.5b", measurement=_measurement("architecture-probe"), **kw).latency.basis == "measured"
