@@ -142,3 +142,28 @@ def test_a_measurement_counts_only_for_the_runtime_it_timed():
     kw["runtime"] = "transformers"
     kw["format"] = "fp32"
     assert estimate("qwen2.5-0.5b", measurement=_measurement("architecture-probe"), **kw).latency.basis == "measured"
+
+
+def test_estimate_on_this_machine_uses_the_cached_engine_measurement(tmp_path, monkeypatch):
+    import psutil
+
+    from advisor.catalog.loader import get_catalog
+    from advisor.estimate.engine import estimate
+
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(le, "engine_version", lambda: "0.3.36-test")     # as if llama-cpp-python were installed
+    entry = get_catalog(()).model("qwen2.5-0.5b")
+    kw = dict(target="local", format="q8_0", runtime="llama.cpp", prompt_tokens=256, new_tokens=16)
+    before = estimate(entry, **kw)
+    assert before.latency.basis != "measured"
+    assert any("advisor probe-engine qwen2.5-0.5b --format q8_0 --prompt-tokens 256" in n for n in before.notes)
+    m = _measurement("llama.cpp-engine")
+    threads = psutil.cpu_count(logical=False) or psutil.cpu_count()
+    assert le.save(m, entry.arch, threads=threads, steps=le.DEFAULT_STEPS) is not None
+    after = estimate(entry, **kw)
+    assert after.latency.basis == "measured" and after.latency.prefill_ms == pytest.approx(1005.0)
+    assert any("probe-engine" in n and "probe cache" in n for n in after.notes)
+    # another engine build, thread count or prompt is another request: not reused
+    monkeypatch.setattr(le, "engine_version", lambda: "0.3.99")
+    assert estimate(entry, **kw).latency.basis != "measured"
+    assert le.cached(entry.arch, "q8_0", model_id=entry.id, threads=threads + 1, prompt=256, steps=16) is None

@@ -36,9 +36,11 @@ Exit codes: 0 measured, 1 llama.cpp failed on every attempt or the probe does no
               help="Time budget for the timing (writing the file comes on top).")
 @click.option("--memory-fraction", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True,
               help="Largest share of free RAM the probe may use.")
+@click.option("--refresh", is_flag=True, help="Re-measure even when this request is in the probe cache.")
 @catalog_option
 @json_option
-def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memory_fraction, catalog_paths, as_json):
+def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memory_fraction, refresh, catalog_paths,
+                 as_json):
     """Time llama.cpp itself on this machine: the model's shapes as a GGUF with random weights.
 
     Prefill and decode as llama-bench times them, next to the spec estimate of `advisor estimate
@@ -64,15 +66,25 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
     threads = threads or psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     catalog_fmt = {"f16": "fp16", "f32": "fp32"}.get(fmt, fmt)
     t0 = time.perf_counter()
-    bar_console = console(stderr=True)
-    try:
-        with bar_console.status(f"{entry.id}: writing a synthetic {fmt} GGUF and timing llama.cpp ..."):
-            measurement, details = le.probe_engine(entry.arch, fmt, model_id=entry.id, threads=threads,
-                                                   prompt=prompt_tokens, steps=new_tokens, budget_s=budget_s,
-                                                   memory_fraction=memory_fraction)
-    except le.EngineProbeRefused as exc:
-        info(f"not measured: {exc}")
-        return 1
+    hit = None if refresh else le.cached(entry.arch, fmt, model_id=entry.id, threads=threads, prompt=prompt_tokens,
+                                          steps=new_tokens)
+    if hit is not None:
+        measurement = hit
+        details = le.EngineDetails(threads=threads, layers_timed=hit.layers_timed,
+                                   extrapolated=len(hit.layers_timed) > 1,
+                                   extra_bufts=not any("plain CPU buffers" in n for n in hit.notes),
+                                   llama_cpp_python=le.engine_version() or "", system_info="",
+                                   notes=[*hit.notes, "from the probe cache (--refresh re-measures)"])
+    else:
+        try:
+            with console(stderr=True).status(f"{entry.id}: writing a synthetic {fmt} GGUF and timing llama.cpp"):
+                measurement, details = le.probe_engine(entry.arch, fmt, model_id=entry.id, threads=threads,
+                                                       prompt=prompt_tokens, steps=new_tokens, budget_s=budget_s,
+                                                       memory_fraction=memory_fraction)
+        except le.EngineProbeRefused as exc:
+            info(f"not measured: {exc}")
+            return 1
+        le.save(measurement, entry.arch, threads=threads, steps=new_tokens)
     wall = time.perf_counter() - t0
     spec = measured = None
     notes = list(details.notes)
@@ -94,7 +106,7 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
                      "prefill_error": (spec.prefill_ms - prefill) / prefill,
                      "decode_error": (spec.decode_ms_per_token - decode) / decode} if spec else None),
            "measured_estimate": ({"ttft_ms": measured.ttft_ms, "e2e_ms": measured.e2e_ms} if measured else None),
-           "notes": notes, "wall_s": round(wall, 2)}
+           "from_cache": hit is not None, "notes": notes, "wall_s": round(wall, 2)}
     if as_json:
         from advisor.cli.common import print_json
 

@@ -33,6 +33,7 @@ from advisor.probe import gguf_synth
 FULL_DEPTH_MAX_BYTES = 1_500_000_000   # a file up to this size is timed at full depth
 SHALLOW, DEEP = 1, 3                   # layers of the two files of a larger model
 UBATCH = 512                           # llama-bench's -b / -ub default
+DEFAULT_STEPS = 16                     # decode steps timed (what `advisor probe-engine` caches by default)
 RUNTIME_BUFFERS = 600_000_000          # compute buffer (ubatch x vocab logits), thread pool, Python
 
 
@@ -172,7 +173,53 @@ def _combined(shallow: list[float], deep: list[float], a: int, b: int, layers: i
     return [extrapolate(x, y, a, b, layers) for x, y in zip(s, d)]
 
 
-def probe_engine(arch: Architecture, fmt: str, *, model_id: str, threads: int, prompt: int = 512, steps: int = 16,
+ENGINE_METHOD_VERSION = "llama.cpp-engine-1"   # bump when the timing method changes
+
+
+def engine_version() -> str | None:
+    """llama-cpp-python's version from package metadata (reading the cache must not import it)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cache_key(arch: Architecture, fmt: str, *, model_id: str, threads: int, prompt: int, steps: int,
+              version: str | None = None):
+    """The probe cache's key: this machine, the llama-cpp-python build, the request and the threads."""
+    from advisor.probe.cache import CacheKey, architecture_hash, machine_fingerprint
+
+    # the engine build is part of the method: another llama-cpp-python times other kernels
+    method = f"{ENGINE_METHOD_VERSION}/llama-cpp-python-{version or engine_version()}"
+    return CacheKey(kind="llama.cpp-engine", fingerprint=machine_fingerprint(), device=f"cpu:t{threads}",
+                    method=method, model=model_id,
+                    architecture=architecture_hash(arch), format=fmt, batch=1, prompt_tokens=prompt,
+                    new_tokens=steps)
+
+
+def cached(arch: Architecture, fmt: str, *, model_id: str, threads: int, prompt: int, steps: int,
+           cache=None) -> LatencyMeasurement | None:
+    """A measurement `advisor probe-engine` saved for exactly this request on this machine, or None."""
+    from advisor.probe.cache import ProbeCache
+
+    if engine_version() is None:
+        return None
+    key = cache_key(arch, fmt, model_id=model_id, threads=threads, prompt=prompt, steps=steps)
+    return (cache or ProbeCache()).load(key, LatencyMeasurement)
+
+
+def save(measurement: LatencyMeasurement, arch: Architecture, *, threads: int, steps: int, cache=None):
+    from advisor.probe.cache import ProbeCache
+
+    key = cache_key(arch, measurement.format, model_id=measurement.model, threads=threads,
+                    prompt=measurement.prompt_tokens, steps=steps)
+    return (cache or ProbeCache()).save(key, measurement)
+
+
+def probe_engine(arch: Architecture, fmt: str, *, model_id: str, threads: int, prompt: int = 512,
+                 steps: int = DEFAULT_STEPS,
                  repeats: int = 3, budget_s: float = 180.0, memory_fraction: float = 0.5,
                  progress: Callable[[str, float], None] | None = None,
                  command: list[str] | None = None) -> tuple[LatencyMeasurement, EngineDetails]:
