@@ -28,7 +28,8 @@ PLANS = {
     "quick": [("qwen2.5-0.5b", "q4_0", None), ("llama-3.2-1b", "q4_0", None)],
     "full": [("qwen2.5-0.5b", "q4_0", None), ("qwen2.5-0.5b", "q8_0", None), ("qwen2.5-0.5b", "f16", None),
              ("qwen2.5-0.5b", "q4_0", 1), ("llama-3.2-1b", "q4_0", None), ("llama-3.2-1b", "q8_0", None),
-             ("llama-3.2-1b", "q4_0", 1), ("llama-3.1-8b", "q4_0", None)],
+             ("llama-3.2-1b", "q4_0", 1), ("qwen2.5-0.5b", "q4_k_m", None), ("llama-3.2-1b", "q4_k_m", None),
+             ("llama-3.1-8b", "q4_0", None)],
 }
 
 

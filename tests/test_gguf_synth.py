@@ -78,8 +78,40 @@ def test_written_file_reads_back_with_llama_cpp_names_and_types(tmp_path, fmt, q
 
 
 def test_unwritable_format_and_widths_are_refused(tmp_path):
-    with pytest.raises(ValueError, match="q4_k_m"):
-        gguf_synth.file_bytes(TINY, "q4_k_m")
+    with pytest.raises(ValueError, match="q4_k_m"):       # the message lists what can be written
+        gguf_synth.file_bytes(TINY, "iq4_xs")
     odd = TINY.model_copy(update={"intermediate_size": 100})
     with pytest.raises(gguf_synth.UnsupportedArchitecture, match="multiples of 32"):
         gguf_synth.write(odd, "q4_0", tmp_path / "x.gguf")
+
+
+K_MODEL = Architecture(model_type="llama", hidden_size=256, num_hidden_layers=16, num_attention_heads=4,
+                       num_key_value_heads=2, intermediate_size=512, vocab_size=64)
+
+
+def test_q4_k_m_follows_llama_quantize_rules(tmp_path):
+    # use_more_bits for 16 layers: the first 2 (i < 16 // 8), the last 2 (i >= 14), and (i - 2) % 3 == 2
+    assert [i for i in range(16) if gguf_synth.use_more_bits(i, 16)] == [0, 1, 4, 7, 10, 13, 14, 15]
+    lay = gguf_synth.layout(K_MODEL)
+    types = {name: kind for name, _, kind in gguf_synth.typed_tensors(K_MODEL, lay, "q4_k_m")}
+    assert types["output.weight"] == "Q6_K" and types["token_embd.weight"] == "Q4_K"
+    assert types["blk.4.attn_v.weight"] == types["blk.4.ffn_down.weight"] == "Q6_K"
+    assert types["blk.5.attn_v.weight"] == types["blk.5.ffn_down.weight"] == types["blk.4.attn_q.weight"] == "Q4_K"
+    assert types["blk.0.attn_norm.weight"] == "F32"
+    # a truncated file stands for layers spread over the depth: 3 of 16 -> layers 2, 8, 13
+    assert gguf_synth.sampled_layers(3, 16) == [2, 8, 13]
+    short = {n: k for n, _, k in gguf_synth.typed_tensors(K_MODEL, gguf_synth.layout(K_MODEL, 3), "q4_k_m")}
+    assert [short[f"blk.{i}.ffn_down.weight"] for i in range(3)] == ["Q4_K", "Q4_K", "Q6_K"]
+    # rows that are not whole 256-weight blocks fall back as llama-quantize does: Q4_K -> Q5_0, Q6_K -> Q8_0
+    assert gguf_synth.tensor_type("q4_k_m", "blk.3.attn_q.weight", 896, 3, 24) == "Q5_0"
+    assert gguf_synth.tensor_type("q4_k_m", "output.weight", 896, None, 24) == "Q8_0"
+    path = tmp_path / "k.gguf"
+    gguf_synth.write(K_MODEL, "q4_k_m", path, layers=3)
+    reader = gguf.GGUFReader(str(path))
+    read = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert read == short
+    assert sum(int(t.n_bytes) for t in reader.tensors) == gguf_synth.file_bytes(K_MODEL, "q4_k_m", layers=3)
+    q6 = next(t for t in reader.tensors if t.name == "output.weight")
+    raw = np.asarray(q6.data).reshape(-1, 210)          # block_q6_K: ql, qh, int8 scales, then d
+    assert np.all(raw[:, 208:210].view(np.float16) == np.float16(gguf_synth.SCALE_FP16))
+    assert np.all(raw[:, 192:208] == 1)

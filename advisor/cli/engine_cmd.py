@@ -8,7 +8,7 @@ import click
 
 from advisor.cli.common import catalog_option, console, info, json_option
 
-ENGINE_FORMATS = ["q4_0", "q8_0", "f16", "bf16", "f32"]
+ENGINE_FORMATS = ["q4_0", "q8_0", "q4_k_m", "q5_k_m", "q6_k", "f16", "bf16", "f32"]
 
 
 def _pct(measured: float, spec: float) -> str:

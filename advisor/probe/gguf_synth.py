@@ -18,17 +18,43 @@ from pathlib import Path
 
 from advisor.catalog.schema import Architecture
 
-# GGUF formats the writer produces: (gguf-py quantisation type name, bytes per block, weights per block)
-GGUF_FORMATS: dict[str, tuple[str, int, int]] = {
-    "q4_0": ("Q4_0", 18, 32),
-    "q8_0": ("Q8_0", 34, 32),
-    "f16": ("F16", 2, 1),
-    "fp16": ("F16", 2, 1),
-    "bf16": ("BF16", 2, 1),
-    "f32": ("F32", 4, 1),
-    "fp32": ("F32", 4, 1),
+# ggml block types the writer produces: (weights per block, bytes per block, byte offsets of the fp16
+# scales set to SCALE_FP16, byte range of int8 sub-block scales set to 1); every other byte is random.
+# Layouts from ggml-common.h (block_q4_0, block_q5_0, block_q8_0, block_q4_K, block_q5_K, block_q6_K).
+BLOCKS: dict[str, tuple[int, int, tuple[int, ...], tuple[int, int] | None]] = {
+    "Q4_0": (32, 18, (0,), None), "Q5_0": (32, 22, (0,), None), "Q8_0": (32, 34, (0,), None),
+    "Q4_K": (256, 144, (0, 2), None), "Q5_K": (256, 176, (0, 2), None), "Q6_K": (256, 210, (208,), (192, 208)),
+    "F16": (1, 2, (), None), "BF16": (1, 2, (), None), "F32": (1, 4, (), None),
 }
+# Format -> the ggml type of its matrices; "q4_k_m" and "q5_k_m" are mixes (tensor_type below).
+GGUF_FORMATS: dict[str, str] = {"q4_0": "Q4_0", "q8_0": "Q8_0", "q4_k_m": "Q4_K", "q5_k_m": "Q5_K",
+                                "q6_k": "Q6_K", "f16": "F16", "fp16": "F16", "bf16": "BF16", "f32": "F32",
+                                "fp32": "F32"}
+# llama.cpp's fallback when a row is not whole blocks of a k-quant (llama-quant.cpp, llama_tensor_get_type)
+K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_0", "Q6_K": "Q8_0"}
 SCALE_FP16 = 0.02   # every block's scale: keeps the activations of random weights finite through the layers
+
+
+def use_more_bits(i_layer: int, n_layers: int) -> bool:
+    """llama.cpp's rule for the layers a _M k-quant mix keeps at more bits (llama-quant.cpp)."""
+    return i_layer < n_layers // 8 or i_layer >= 7 * n_layers // 8 or (i_layer - n_layers // 8) % 3 == 2
+
+
+def tensor_type(fmt: str, name: str, columns: int, model_layer: int | None, n_layers: int) -> str:
+    """The ggml type llama-quantize gives a weight matrix for `fmt` (llama-quant.cpp, llama_tensor_get_type at
+    c392e509: Q4_K_M and Q5_K_M put output.weight at Q6_K, and attn_v and ffn_down at Q6_K where
+    use_more_bits; rows that are not whole 256-weight blocks take the fallback type)."""
+    base = _format(fmt)
+    kind = base
+    if fmt.lower() in ("q4_k_m", "q5_k_m"):
+        if name in ("output.weight", "token_embd.weight#tied"):
+            kind = "Q6_K"
+        elif model_layer is not None and (name.endswith("attn_v.weight") or name.endswith("ffn_down.weight")) \
+                and use_more_bits(model_layer, n_layers):
+            kind = "Q6_K"
+    if kind in K_FALLBACK and columns % 256:
+        kind = K_FALLBACK[kind]
+    return kind
 
 
 class UnsupportedArchitecture(ValueError):
@@ -102,20 +128,42 @@ def tensor_shapes(arch: Architecture, lay: GgufLayout) -> list[tuple[str, tuple[
     return out
 
 
+def sampled_layers(n_written: int, n_layers: int) -> list[int]:
+    """The model layers a truncated file stands for, spread over the depth, so that a mix's Q6_K layers
+    (use_more_bits) are as common in it as in the model; a full-depth file is every layer."""
+    if n_written >= n_layers:
+        return list(range(n_layers))
+    return [int((k + 0.5) * n_layers / n_written) for k in range(n_written)]
+
+
+def typed_tensors(arch: Architecture, lay: GgufLayout, fmt: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """(name, shape, ggml type) of every tensor: F32 for norms and biases, the format's rule for matrices."""
+    model_layers = sampled_layers(lay.layers, arch.num_hidden_layers)
+    out = []
+    for name, shape, quantised in tensor_shapes(arch, lay):
+        if not quantised:
+            out.append((name, shape, "F32"))
+            continue
+        layer = model_layers[int(name.split(".")[1])] if name.startswith("blk.") else None
+        rule_name = "token_embd.weight#tied" if name == "token_embd.weight" and lay.tied else name
+        out.append((name, shape, tensor_type(fmt, rule_name, shape[-1], layer, arch.num_hidden_layers)))
+    return out
+
+
 def file_bytes(arch: Architecture, fmt: str, layers: int | None = None) -> int:
     """Bytes of tensor data the file will hold (the metadata and the vocabulary add a few MB)."""
     lay = layout(arch, layers)
-    _, block_bytes, block_weights = _format(fmt)
     total = 0
-    for _, shape, quantised in tensor_shapes(arch, lay):
+    for _, shape, kind in typed_tensors(arch, lay, fmt):
         n = 1
         for d in shape:
             n *= d
-        total += n * block_bytes // block_weights if quantised else 4 * n
+        block_weights, block_bytes, _, _ = BLOCKS[kind]
+        total += n * block_bytes // block_weights
     return total
 
 
-def _format(fmt: str) -> tuple[str, int, int]:
+def _format(fmt: str) -> str:
     try:
         return GGUF_FORMATS[fmt.lower()]
     except KeyError:
@@ -123,22 +171,26 @@ def _format(fmt: str) -> tuple[str, int, int]:
                          f"{', '.join(sorted({k for k in GGUF_FORMATS if not k.startswith('fp')}))}") from None
 
 
-def _random_tensor(np, rng, gq, qtype: str, rows: int, cols: int):
-    """The raw bytes (uint8, one row per weight row) or values of a random tensor of that type."""
-    if qtype in ("Q4_0", "Q8_0"):
-        per_block = 16 if qtype == "Q4_0" else 32
-        blocks = rows * cols // 32
-        raw = np.empty((blocks, 2 + per_block), dtype=np.uint8)
-        raw[:, :2] = np.frombuffer(np.float16(SCALE_FP16).tobytes(), dtype=np.uint8)
-        raw[:, 2:] = rng.integers(0, 256, size=(blocks, per_block), dtype=np.uint8)
-        return raw.reshape(rows, (cols // 32) * (2 + per_block)), getattr(gq, qtype)
+def _random_tensor(np, rng, kind: str, rows: int, cols: int):
+    """A random tensor of a ggml type: quantised types as raw bytes (one row per weight row) with fixed
+    scales, float types as small normals."""
+    block_weights, block_bytes, scales, sub_scales = BLOCKS[kind]
+    if block_weights > 1:
+        blocks = rows * cols // block_weights
+        raw = rng.integers(0, 256, size=(blocks, block_bytes), dtype=np.uint8)
+        scale = np.frombuffer(np.float16(SCALE_FP16).tobytes(), dtype=np.uint8)
+        for at in scales:
+            raw[:, at:at + 2] = scale
+        if sub_scales is not None:
+            raw[:, sub_scales[0]:sub_scales[1]] = 1
+        return raw.reshape(rows, (cols // block_weights) * block_bytes)
     values = rng.standard_normal((rows, cols), dtype=np.float32) * SCALE_FP16
-    if qtype == "F16":
-        return values.astype(np.float16), None
-    if qtype == "BF16":
+    if kind == "F16":
+        return values.astype(np.float16)
+    if kind == "BF16":
         bits = (values.view(np.uint32) >> 16).astype(np.uint16)   # truncation: values do not matter
-        return bits.view(np.uint8).reshape(rows, cols * 2), gq.BF16
-    return values, None
+        return bits.view(np.uint8).reshape(rows, cols * 2)
+    return values
 
 
 def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, context: int = 4096,
@@ -148,7 +200,7 @@ def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, c
     import numpy as np
 
     lay = layout(arch, layers)
-    qtype, _, block_weights = _format(fmt)
+    _format(fmt)
     if arch.hidden_size % 32 or arch.ffn_size % 32:
         raise UnsupportedArchitecture("hidden and MLP widths must be multiples of 32 for GGUF blocks")
     rng = np.random.default_rng(seed)
@@ -174,18 +226,18 @@ def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, c
     w.add_token_types([2, 3, 3] + [1] * (arch.vocab_size - 3))
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
-    for name, shape, quantised in tensor_shapes(arch, lay):
-        if not quantised:
+    for name, shape, kind in typed_tensors(arch, lay, fmt):
+        if len(shape) == 1:
             w.add_tensor(name, np.ones(shape, dtype=np.float32))
             continue
         rows, cols = shape
-        if cols % block_weights:
-            raise UnsupportedArchitecture(f"{name}: {cols} columns are not whole {qtype} blocks")
-        data, raw_dtype = _random_tensor(np, rng, gq, qtype, rows, cols)
-        if raw_dtype is None:
-            w.add_tensor(name, data)
+        if cols % BLOCKS[kind][0]:
+            raise UnsupportedArchitecture(f"{name}: {cols} columns are not whole {kind} blocks")
+        data = _random_tensor(np, rng, kind, rows, cols)
+        if data.dtype == np.uint8:
+            w.add_tensor(name, data, raw_dtype=getattr(gq, kind))
         else:
-            w.add_tensor(name, data, raw_dtype=raw_dtype)
+            w.add_tensor(name, data)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
