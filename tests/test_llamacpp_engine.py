@@ -167,3 +167,27 @@ def test_estimate_on_this_machine_uses_the_cached_engine_measurement(tmp_path, m
     monkeypatch.setattr(le, "engine_version", lambda: "0.3.99")
     assert estimate(entry, **kw).latency.basis != "measured"
     assert le.cached(entry.arch, "q8_0", model_id=entry.id, threads=threads + 1, prompt=256, steps=16) is None
+
+
+def test_recommend_on_this_machine_with_llama_cpp_uses_the_engine_measurement(tmp_path, monkeypatch):
+    import psutil
+
+    from advisor.catalog.loader import get_catalog
+    from advisor.estimate.schema import LatencyMeasurement, Spread
+    from advisor.recommend.engine import recommend
+
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(le, "engine_version", lambda: "0.3.36-test")
+    entry = get_catalog(()).model("qwen2.5-0.5b")
+    threads = psutil.cpu_count(logical=False) or psutil.cpu_count()
+    m = LatencyMeasurement(model=entry.id, format="q4_k_m", device="cpu", prompt_tokens=300, batch=1,
+                           prefill_ms=Spread.from_values([777.0]), decode_ms_per_token=Spread.from_values([33.0]),
+                           method="llama.cpp-engine")
+    le.save(m, entry.arch, threads=threads, steps=le.DEFAULT_STEPS)
+    rec = recommend("summarization", targets=["local"], runtime="llama.cpp", prompt_tokens=300, new_tokens=50,
+                    probe=False, user_models_only=False)
+    cand = next(c for c in rec.candidates if c.model == entry.id and c.format == "q4_k_m")
+    assert cand.latency_basis == "measured" and cand.ttft_ms == pytest.approx(777.0, rel=0.05)
+    assert any("probe-engine" in n and "qwen2.5-0.5b q4_k_m" in n for n in rec.notes)
+    other = next(c for c in rec.candidates if c.model == entry.id and c.format == "q8_0")
+    assert other.latency_basis != "measured"

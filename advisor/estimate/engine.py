@@ -431,23 +431,12 @@ def _calibrate(entry: ModelEntry, fmt: str, req: Request, notes: list[str]):
 def _engine_measurement(entry: ModelEntry, fmt: str, req: Request, notes: list[str]) -> LatencyMeasurement | None:
     """llama.cpp timed on this machine by `advisor probe-engine` for this request, from the probe cache."""
     try:
-        import psutil
-
-        from advisor.probe import gguf_synth
         from advisor.probe import llamacpp_engine as le
     except ImportError:
         return None
-    gguf_fmt = {"fp16": "f16", "fp32": "f32"}.get(fmt, fmt)
-    if gguf_fmt not in gguf_synth.GGUF_FORMATS or le.engine_version() is None or req.batch != 1:
-        return None
-    threads = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
-    hit = le.cached(entry.arch, gguf_fmt, model_id=entry.id, threads=threads, prompt=req.prompt,
-                    steps=le.DEFAULT_STEPS)
-    if hit is None:
-        notes.append(f"llama.cpp is installed: 'advisor probe-engine {entry.id} --format {gguf_fmt} --prompt-tokens "
-                     f"{req.prompt}' times it on this machine, and later estimates use that measurement")
-        return None
-    notes.append("llama.cpp timed on this machine by 'advisor probe-engine' (probe cache)")
+    hit, note = le.lookup(entry, fmt, prompt=req.prompt, batch=req.batch)
+    if note:
+        notes.append(note)
     return hit
 
 

@@ -210,6 +210,26 @@ def cached(arch: Architecture, fmt: str, *, model_id: str, threads: int, prompt:
     return (cache or ProbeCache()).load(key, LatencyMeasurement)
 
 
+def lookup(entry, fmt: str, *, prompt: int, batch: int) -> tuple[LatencyMeasurement | None, str | None]:
+    """What `advisor probe-engine` measured for this request on this machine (batch 1, every physical core,
+    DEFAULT_STEPS decode steps), and a note: where it came from, or the command that would measure it."""
+    import psutil
+
+    gguf_fmt = {"fp16": "f16", "fp32": "f32"}.get(fmt, fmt)
+    if gguf_fmt not in gguf_synth.GGUF_FORMATS or engine_version() is None or batch != 1:
+        return None, None
+    try:
+        gguf_synth.layout(entry.arch)
+    except gguf_synth.UnsupportedArchitecture:
+        return None, None
+    threads = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
+    hit = cached(entry.arch, gguf_fmt, model_id=entry.id, threads=threads, prompt=prompt, steps=DEFAULT_STEPS)
+    if hit is None:
+        return None, (f"llama.cpp is installed: 'advisor probe-engine {entry.id} --format {gguf_fmt} "
+                      f"--prompt-tokens {prompt}' times it on this machine, and later estimates use that measurement")
+    return hit, f"{entry.id} {fmt}: llama.cpp timed on this machine by 'advisor probe-engine' (probe cache)"
+
+
 def save(measurement: LatencyMeasurement, arch: Architecture, *, threads: int, steps: int, cache=None):
     from advisor.probe.cache import ProbeCache
 

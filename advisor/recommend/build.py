@@ -87,6 +87,18 @@ def not_estimated(entry: ModelEntry, fmt: str, spec: TargetSpec, plan: Plan, rea
     return Candidate(**{**_base(entry, fmt, spec, plan), "reasons": [reason], "binding": ["request"]})
 
 
+def _engine_measurement(entry: ModelEntry, fmt: str, shape, notes: list[str]):
+    """llama.cpp's own timing of this candidate on this machine (`advisor probe-engine`, cached), if any."""
+    try:
+        from advisor.probe import llamacpp_engine as le
+    except ImportError:
+        return None
+    hit, note = le.lookup(entry, fmt, prompt=shape.prompt_tokens, batch=shape.batch)
+    if hit is not None and note and note not in notes:
+        notes.append(note)
+    return hit
+
+
 def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple[list[Candidate], dict[str, Any]]:
     """Every model x offered format on one target: on one device, or on all of its GPUs when one is too small."""
     from advisor.estimate.engine import estimate
@@ -103,6 +115,8 @@ def estimate_candidates(plan: Plan, spec: TargetSpec, probes, progress) -> tuple
         est = None
         error = None
         measurement = probes.measurement_for(entry, fmt, plan.shape)
+        if spec.id == "local" and spec.runtime.id == "llama.cpp":
+            measurement = _engine_measurement(entry, fmt, plan.shape, probes.notes) or measurement
         for gpus in sorted({1, spec.gpu_count}):
             try:
                 est = estimate(entry, target=spec.id, format=fmt, batch=plan.shape.batch,
