@@ -45,7 +45,8 @@ def test_file_bytes_counts_blocks_by_hand():
     # layer + the final 64
     weights = 3 * 43_008 + 2 * 96 * 64
     norms = 3 * 2 * 64 + 64
-    assert gguf_synth.file_bytes(TINY, "q4_0") == weights * 18 // 32 + 4 * norms
+    # llama-quantize puts output.weight at Q6_K, here Q8_0 (64-weight rows are not whole 256-weight blocks)
+    assert gguf_synth.file_bytes(TINY, "q4_0") == (weights - 96 * 64) * 18 // 32 + 96 * 64 * 34 // 32 + 4 * norms
     assert gguf_synth.file_bytes(TINY, "q8_0") == weights * 34 // 32 + 4 * norms
     assert gguf_synth.file_bytes(TINY, "f16", layers=1) == (43_008 + 2 * 96 * 64) * 2 + 4 * (2 * 64 + 64)
 
@@ -60,15 +61,17 @@ def test_written_file_reads_back_with_llama_cpp_names_and_types(tmp_path, fmt, q
     assert int(_field(reader, "llama.attention.head_count_kv")) == 2
     assert int(_field(reader, "llama.context_length")) == 300
     tensors = {t.name: t for t in reader.tensors}
-    expected = gguf_synth.tensor_shapes(TINY, lay)
+    expected = gguf_synth.typed_tensors(TINY, lay, fmt)
     assert set(tensors) == {name for name, _, _ in expected}
     assert "blk.2.attn_q.weight" not in tensors
-    for name, shape, quantised in expected:
+    for name, shape, kind in expected:
         t = tensors[name]
         # gguf stores dimensions innermost first
         assert tuple(int(d) for d in t.shape)[::-1] == shape, name
-        want = getattr(gguf.GGMLQuantizationType, qtype) if quantised else gguf.GGMLQuantizationType.F32
-        assert t.tensor_type == want, name
+        assert t.tensor_type == getattr(gguf.GGMLQuantizationType, kind), name
+        if len(shape) == 2 and name != "output.weight":
+            assert kind == qtype, name
+    assert tensors["blk.0.ffn_norm.weight"].tensor_type == gguf.GGMLQuantizationType.F32
     body = sum(int(t.n_bytes) for t in reader.tensors)
     assert body == gguf_synth.file_bytes(TINY, fmt, layers=2)
     if qtype == "Q4_0":      # every block: the fixed fp16 scale, then random nibbles
@@ -81,8 +84,11 @@ def test_unwritable_format_and_widths_are_refused(tmp_path):
     with pytest.raises(ValueError, match="q4_k_m"):       # the message lists what can be written
         gguf_synth.file_bytes(TINY, "iq4_xs")
     odd = TINY.model_copy(update={"intermediate_size": 100})
-    with pytest.raises(gguf_synth.UnsupportedArchitecture, match="multiples of 32"):
+    with pytest.raises(gguf_synth.UnsupportedArchitecture, match="not whole Q4_0 blocks"):
+        gguf_synth.check_writable(odd, "q4_0")
+    with pytest.raises(gguf_synth.UnsupportedArchitecture):
         gguf_synth.write(odd, "q4_0", tmp_path / "x.gguf")
+    gguf_synth.check_writable(odd, "f16")          # float types have no blocks to fill
 
 
 K_MODEL = Architecture(model_type="llama", hidden_size=256, num_hidden_layers=16, num_attention_heads=4,
@@ -98,13 +104,19 @@ def test_q4_k_m_follows_llama_quantize_rules(tmp_path):
     assert types["blk.4.attn_v.weight"] == types["blk.4.ffn_down.weight"] == "Q6_K"
     assert types["blk.5.attn_v.weight"] == types["blk.5.ffn_down.weight"] == types["blk.4.attn_q.weight"] == "Q4_K"
     assert types["blk.0.attn_norm.weight"] == "F32"
-    # a truncated file stands for layers spread over the depth: 3 of 16 -> layers 2, 8, 13
-    assert gguf_synth.sampled_layers(3, 16) == [2, 8, 13]
+    # a truncated file: a plain middle layer, then the layers the deeper file adds alternate between a
+    # more-bits layer and a plain one (8 of 16 are more-bits): 3 of 16 -> layers 8, 13, 11
+    assert gguf_synth.sampled_layers(3, 16) == [8, 13, 11]
     short = {n: k for n, _, k in gguf_synth.typed_tensors(K_MODEL, gguf_synth.layout(K_MODEL, 3), "q4_k_m")}
-    assert [short[f"blk.{i}.ffn_down.weight"] for i in range(3)] == ["Q4_K", "Q4_K", "Q6_K"]
-    # rows that are not whole 256-weight blocks fall back as llama-quantize does: Q4_K -> Q5_0, Q6_K -> Q8_0
+    assert [short[f"blk.{i}.ffn_down.weight"] for i in range(3)] == ["Q4_K", "Q6_K", "Q4_K"]
+    # rows that are not whole 256-weight blocks fall back as llama-quantize does: Q4_K -> Q5_0,
+    # Q5_K -> Q5_1, Q6_K -> Q8_0
     assert gguf_synth.tensor_type("q4_k_m", "blk.3.attn_q.weight", 896, 3, 24) == "Q5_0"
+    assert gguf_synth.tensor_type("q5_k_m", "blk.3.attn_q.weight", 896, 3, 24) == "Q5_1"
     assert gguf_synth.tensor_type("q4_k_m", "output.weight", 896, None, 24) == "Q8_0"
+    assert gguf_synth.tensor_type("q4_0", "output.weight", 4096, None, 32) == "Q6_K"
+    assert gguf_synth.tensor_type("q8_0", "output.weight", 4096, None, 32) == "Q8_0"
+    assert gguf_synth.tensor_type("f16", "output.weight", 4096, None, 32) == "F16"
     path = tmp_path / "k.gguf"
     gguf_synth.write(K_MODEL, "q4_k_m", path, layers=3)
     reader = gguf.GGUFReader(str(path))
@@ -115,3 +127,14 @@ def test_q4_k_m_follows_llama_quantize_rules(tmp_path):
     raw = np.asarray(q6.data).reshape(-1, 210)          # block_q6_K: ql, qh, int8 scales, then d
     assert np.all(raw[:, 208:210].view(np.float16) == np.float16(gguf_synth.SCALE_FP16))
     assert np.all(raw[:, 192:208] == 1)
+
+
+@pytest.mark.parametrize("model", ["llama-3.1-8b", "qwen3-8b", "qwen3-14b"])
+@pytest.mark.parametrize("fmt", ["q4_k_m", "q5_k_m", "q4_0"])
+def test_the_two_truncated_files_extrapolate_to_the_whole_files_bytes(model, fmt):
+    # the engine probe's per-layer cost comes from the 3-layer file minus the 1-layer one: in bytes that
+    # extrapolation must land on the full model's file (a mix's more-bits layers are sampled as often)
+    arch = get_catalog(()).model(model).arch
+    one, three = gguf_synth.file_bytes(arch, fmt, 1), gguf_synth.file_bytes(arch, fmt, 3)
+    whole = gguf_synth.file_bytes(arch, fmt)
+    assert one + (three - one) / 2 * (arch.num_hidden_layers - 1) == pytest.approx(whole, rel=0.005)

@@ -36,7 +36,8 @@ FAKE_ENGINE = textwrap.dedent("""
     if os.environ.get("FAKE_FAIL") == "1":
         print(json.dumps({"error": "llama.cpp could not load the synthetic GGUF"})); sys.exit(3)
     print("some log line")
-    print(json.dumps({"prefill_ms": [10 + 5 * layers] * 3, "decode_ms": [1 + 0.5 * layers] * 5,
+    decode = [1 + 0.5 * layers] * 5 + ([20.0] if os.environ.get("FAKE_NOISY") == "1" else [])
+    print(json.dumps({"prefill_ms": [10 + 5 * layers] * 3, "decode_ms": decode,
                       "llama_cpp_python": "fake", "system_info": "AVX2 = 1"}))
 """)
 
@@ -191,3 +192,31 @@ def test_recommend_on_this_machine_with_llama_cpp_uses_the_engine_measurement(tm
     assert any("probe-engine" in n and "qwen2.5-0.5b q4_k_m" in n for n in rec.notes)
     other = next(c for c in rec.candidates if c.model == entry.id and c.format == "q8_0")
     assert other.latency_basis != "measured"
+
+
+def test_noisy_decode_steps_are_measured_but_not_trusted_for_the_cache(fake, monkeypatch):
+    monkeypatch.setenv("FAKE_NOISY", "1")
+    m, _ = le.probe_engine(TINY, "q8_0", model_id="tiny", threads=1, prompt=16, steps=4, budget_s=30, command=fake)
+    assert any("not cached" in n and "spread" in n for n in m.notes)
+    assert not le.trusted(m)
+    monkeypatch.setenv("FAKE_NOISY", "0")
+    quiet, _ = le.probe_engine(TINY, "q8_0", model_id="tiny", threads=1, prompt=16, steps=4, budget_s=30,
+                               command=fake)
+    assert le.trusted(quiet) or any("busy" in n for n in quiet.notes)
+
+
+def test_a_cached_measurement_says_how_it_was_taken(tmp_path, monkeypatch):
+    import psutil
+
+    from advisor.catalog.loader import get_catalog
+
+    monkeypatch.setenv("ADVISOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(le, "engine_version", lambda: "0.3.36-test")
+    entry = get_catalog(()).model("qwen2.5-0.5b")
+    m = _measurement("llama.cpp-engine").model_copy(update={"notes": [
+        "timed at 1 and 3 layers, extrapolated linearly to 24",
+        "llama.cpp's default CPU buffers (repacked/AMX kernels) crashed with SIGSEGV; timed with plain CPU buffers"]})
+    le.save(m, entry.arch, threads=psutil.cpu_count(logical=False) or psutil.cpu_count(), steps=le.DEFAULT_STEPS)
+    hit, note = le.lookup(entry, "q8_0", prompt=256, batch=1)
+    assert hit is not None and "extrapolated" in note and "plain CPU buffers" in note and "synthetic" in note
+    assert le.lookup(entry, "q8_0", prompt=256, batch=4) == (None, None)     # batch 1 only

@@ -60,8 +60,8 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
     cat = get_catalog(catalog_paths)
     entry = cat.model(model)
     try:
-        gguf_synth.layout(entry.arch)
-    except gguf_synth.UnsupportedArchitecture as exc:
+        gguf_synth.check_writable(entry.arch, fmt)
+    except ValueError as exc:              # UnsupportedArchitecture included
         raise UsageError(str(exc)) from None
     threads = threads or psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     catalog_fmt = {"f16": "fp16", "f32": "fp32"}.get(fmt, fmt)
@@ -84,7 +84,8 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
         except le.EngineProbeRefused as exc:
             info(f"not measured: {exc}")
             return 1
-        le.save(measurement, entry.arch, threads=threads, steps=new_tokens)
+        if le.trusted(measurement):
+            le.save(measurement, entry.arch, threads=threads, steps=new_tokens)
     wall = time.perf_counter() - t0
     spec = measured = None
     notes = list(details.notes)

@@ -22,7 +22,8 @@ from advisor.catalog.schema import Architecture
 # scales set to SCALE_FP16, byte range of int8 sub-block scales set to 1); every other byte is random.
 # Layouts from ggml-common.h (block_q4_0, block_q5_0, block_q8_0, block_q4_K, block_q5_K, block_q6_K).
 BLOCKS: dict[str, tuple[int, int, tuple[int, ...], tuple[int, int] | None]] = {
-    "Q4_0": (32, 18, (0,), None), "Q5_0": (32, 22, (0,), None), "Q8_0": (32, 34, (0,), None),
+    "Q4_0": (32, 18, (0,), None), "Q5_0": (32, 22, (0,), None), "Q5_1": (32, 24, (0, 2), None),
+    "Q8_0": (32, 34, (0,), None),
     "Q4_K": (256, 144, (0, 2), None), "Q5_K": (256, 176, (0, 2), None), "Q6_K": (256, 210, (208,), (192, 208)),
     "F16": (1, 2, (), None), "BF16": (1, 2, (), None), "F32": (1, 4, (), None),
 }
@@ -31,7 +32,7 @@ GGUF_FORMATS: dict[str, str] = {"q4_0": "Q4_0", "q8_0": "Q8_0", "q4_k_m": "Q4_K"
                                 "q6_k": "Q6_K", "f16": "F16", "fp16": "F16", "bf16": "BF16", "f32": "F32",
                                 "fp32": "F32"}
 # llama.cpp's fallback when a row is not whole blocks of a k-quant (llama-quant.cpp, llama_tensor_get_type)
-K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_0", "Q6_K": "Q8_0"}
+K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 SCALE_FP16 = 0.02   # every block's scale: keeps the activations of random weights finite through the layers
 
 
@@ -42,16 +43,18 @@ def use_more_bits(i_layer: int, n_layers: int) -> bool:
 
 def tensor_type(fmt: str, name: str, columns: int, model_layer: int | None, n_layers: int) -> str:
     """The ggml type llama-quantize gives a weight matrix for `fmt` (llama-quant.cpp, llama_tensor_get_type at
-    c392e509: Q4_K_M and Q5_K_M put output.weight at Q6_K, and attn_v and ffn_down at Q6_K where
-    use_more_bits; rows that are not whole 256-weight blocks take the fallback type)."""
+    c392e509): every quantised format but Q8_0 puts output.weight (or a tied embedding) at Q6_K; Q4_K_M and
+    Q5_K_M put attn_v and ffn_down at Q6_K where use_more_bits; rows that are not whole 256-weight blocks
+    take the fallback type. 16- and 32-bit files keep every matrix in their type (no per-tensor rule)."""
     base = _format(fmt)
     kind = base
-    if fmt.lower() in ("q4_k_m", "q5_k_m"):
-        if name in ("output.weight", "token_embd.weight#tied"):
-            kind = "Q6_K"
-        elif model_layer is not None and (name.endswith("attn_v.weight") or name.endswith("ffn_down.weight")) \
-                and use_more_bits(model_layer, n_layers):
-            kind = "Q6_K"
+    quantised = BLOCKS[base][0] > 1
+    if quantised and base != "Q8_0" and name in ("output.weight", "token_embd.weight#tied"):
+        kind = "Q6_K"
+    elif fmt.lower() in ("q4_k_m", "q5_k_m") and model_layer is not None \
+            and (name.endswith("attn_v.weight") or name.endswith("ffn_down.weight")) \
+            and use_more_bits(model_layer, n_layers):
+        kind = "Q6_K"
     if kind in K_FALLBACK and columns % 256:
         kind = K_FALLBACK[kind]
     return kind
@@ -129,11 +132,22 @@ def tensor_shapes(arch: Architecture, lay: GgufLayout) -> list[tuple[str, tuple[
 
 
 def sampled_layers(n_written: int, n_layers: int) -> list[int]:
-    """The model layers a truncated file stands for, spread over the depth, so that a mix's Q6_K layers
-    (use_more_bits) are as common in it as in the model; a full-depth file is every layer."""
+    """The model layers a truncated file stands for; a full-depth file is every layer.
+
+    The probe extrapolates from the cost of the layers a deeper file adds, so those alternate between a
+    layer a _M mix keeps at more bits (use_more_bits) and one it does not, about half of each as in the
+    model (llama.cpp's rule gives 16 of 32 layers, 18 of 36, 20 of 40); the first is a plain middle layer.
+    """
     if n_written >= n_layers:
         return list(range(n_layers))
-    return [int((k + 0.5) * n_layers / n_written) for k in range(n_written)]
+    more = [i for i in range(n_layers) if use_more_bits(i, n_layers)]
+    plain = [i for i in range(n_layers) if not use_more_bits(i, n_layers)] or more
+    more = more or plain
+    picks = [plain[len(plain) // 2]]
+    for k in range(1, n_written):
+        pool = more if k % 2 else plain
+        picks.append(pool[(len(pool) // 2 + k) % len(pool)])
+    return picks
 
 
 def typed_tensors(arch: Architecture, lay: GgufLayout, fmt: str) -> list[tuple[str, tuple[int, ...], str]]:
@@ -148,6 +162,16 @@ def typed_tensors(arch: Architecture, lay: GgufLayout, fmt: str) -> list[tuple[s
         rule_name = "token_embd.weight#tied" if name == "token_embd.weight" and lay.tied else name
         out.append((name, shape, tensor_type(fmt, rule_name, shape[-1], layer, arch.num_hidden_layers)))
     return out
+
+
+def check_writable(arch: Architecture, fmt: str) -> None:
+    """Raise UnsupportedArchitecture (or ValueError for the format) before any work if the file cannot be
+    written: every matrix row must be whole blocks of its type."""
+    lay = layout(arch)
+    for name, shape, kind in typed_tensors(arch, lay, fmt):
+        if len(shape) == 2 and shape[1] % BLOCKS[kind][0]:
+            raise UnsupportedArchitecture(f"{name}: rows of {shape[1]} weights are not whole {kind} blocks of "
+                                          f"{BLOCKS[kind][0]}")
 
 
 def file_bytes(arch: Architecture, fmt: str, layers: int | None = None) -> int:
@@ -200,9 +224,7 @@ def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, c
     import numpy as np
 
     lay = layout(arch, layers)
-    _format(fmt)
-    if arch.hidden_size % 32 or arch.ffn_size % 32:
-        raise UnsupportedArchitecture("hidden and MLP widths must be multiples of 32 for GGUF blocks")
+    check_writable(arch, fmt)
     rng = np.random.default_rng(seed)
     gq = gguf.GGMLQuantizationType
     w = gguf.GGUFWriter(str(path), lay.gguf_arch)
@@ -231,8 +253,6 @@ def write(arch: Architecture, fmt: str, path: Path, layers: int | None = None, c
             w.add_tensor(name, np.ones(shape, dtype=np.float32))
             continue
         rows, cols = shape
-        if cols % BLOCKS[kind][0]:
-            raise UnsupportedArchitecture(f"{name}: {cols} columns are not whole {kind} blocks")
         data = _random_tensor(np, rng, kind, rows, cols)
         if data.dtype == np.uint8:
             w.add_tensor(name, data, raw_dtype=getattr(gq, kind))

@@ -35,6 +35,7 @@ SHALLOW, DEEP = 1, 3                   # layers of the two files of a larger mod
 UBATCH = 512                           # llama-bench's -b / -ub default
 DEFAULT_STEPS = 16                     # decode steps timed (what `advisor probe-engine` caches by default)
 RUNTIME_BUFFERS = 600_000_000          # compute buffer (ubatch x vocab logits), thread pool, Python
+NOISY_SPREAD = 1.5                     # max / median of the timed steps above this: too noisy to cache
 
 
 class EngineUnavailable(RuntimeError):
@@ -173,7 +174,7 @@ def _combined(shallow: list[float], deep: list[float], a: int, b: int, layers: i
     return [extrapolate(x, y, a, b, layers) for x, y in zip(s, d)]
 
 
-ENGINE_METHOD_VERSION = "llama.cpp-engine-1"   # bump when the timing method changes
+ENGINE_METHOD_VERSION = "llama.cpp-engine-2"   # 2: Q6_K output as llama-quantize, layer sampling, warm-up steps
 
 
 def engine_version() -> str | None:
@@ -227,7 +228,26 @@ def lookup(entry, fmt: str, *, prompt: int, batch: int) -> tuple[LatencyMeasurem
     if hit is None:
         return None, (f"llama.cpp is installed: 'advisor probe-engine {entry.id} --format {gguf_fmt} "
                       f"--prompt-tokens {prompt}' times it on this machine, and later estimates use that measurement")
-    return hit, f"{entry.id} {fmt}: llama.cpp timed on this machine by 'advisor probe-engine' (probe cache)"
+    how = [n for n in hit.notes if "extrapolated" in n or "plain CPU buffers" in n or "busy" in n]
+    return hit, (f"{entry.id} {fmt}: llama.cpp timed on this machine by 'advisor probe-engine' (probe cache; "
+                 f"synthetic weights{'; ' + '; '.join(how) if how else ''})")
+
+
+def _busy(when: str) -> list[str]:
+    """A note when other tasks waited for a CPU (Linux PSI avg10 above 40%). The load average cannot tell:
+    it counts the probe's own llama.cpp threads, which use every core."""
+    from advisor.probe.machine_load import cpu_pressure
+
+    psi = cpu_pressure()
+    if psi is not None and psi > 40:
+        return [f"the machine was busy {when} the timing (CPU pressure {psi:.0f}%): figures may be inflated; "
+                "not cached"]
+    return []
+
+
+def trusted(measurement: LatencyMeasurement) -> bool:
+    """Whether a measurement may be cached: not taken on a busy machine, steps not noisy."""
+    return not any("busy" in n or "not cached" in n for n in measurement.notes)
 
 
 def save(measurement: LatencyMeasurement, arch: Architecture, *, threads: int, steps: int, cache=None):
@@ -254,16 +274,27 @@ def probe_engine(arch: Architecture, fmt: str, *, model_id: str, threads: int, p
     tmp = Path(tempfile.gettempdir())
     need = check_room(arch, fmt, depths, prompt, available_bytes=psutil.virtual_memory().available,
                       memory_fraction=memory_fraction, free_disk_bytes=shutil.disk_usage(tmp).free)
-    notes: list[str] = []
+    notes: list[str] = _busy("before")
     timings: list[DepthTiming] = []
     per_depth = budget_s / len(depths)
-    with tempfile.TemporaryDirectory(prefix="advisor-gguf-") as work:
-        for i, layers in enumerate(depths):
-            if progress:
-                progress(f"{layers} layer(s) under llama.cpp", i / len(depths))
-            timings.append(time_depth(arch, fmt, layers, threads=threads, prompt=prompt, steps=steps,
-                                      repeats=repeats, budget_s=per_depth, workdir=Path(work), notes=notes,
-                                      command=command))
+    try:
+        with tempfile.TemporaryDirectory(prefix="advisor-gguf-") as work:
+            for i, layers in enumerate(depths):
+                if progress:
+                    progress(f"{layers} layer(s) under llama.cpp", i / len(depths))
+                timings.append(time_depth(arch, fmt, layers, threads=threads, prompt=prompt, steps=steps,
+                                          repeats=repeats, budget_s=per_depth, workdir=Path(work), notes=notes,
+                                          command=command))
+    except OSError as exc:       # a full disk, an unwritable temporary folder
+        raise EngineProbeRefused(f"could not write the synthetic GGUF: {exc.strerror or exc}") from None
+    for t in timings:
+        spread = max(t.decode_ms) / max(1e-9, sorted(t.decode_ms)[len(t.decode_ms) // 2])
+        if spread > NOISY_SPREAD:
+            notes.append(f"decode steps at {t.layers} layer(s) spread {spread:.1f}x around their median "
+                         "(other work on the machine?): not cached")
+            break
+    if not any("busy" in n for n in notes):
+        notes.extend(_busy("after"))
     if progress:
         progress("done", 1.0)
     full = arch.num_hidden_layers
