@@ -31,7 +31,7 @@ Exit codes: 0 measured, 1 llama.cpp failed on every attempt or the probe does no
 @click.option("--prompt-tokens", type=click.IntRange(1, 32768), default=512, show_default=True,
               help="Prompt length (llama-bench's pp test).")
 @click.option("--new-tokens", type=click.IntRange(2, 4096), default=16, show_default=True,
-              help="Decode steps timed after the prompt (llama-bench's tg test).")
+              help="Decode steps timed after the prompt (llama-bench's tg test starts from an empty cache).")
 @click.option("--budget-s", type=click.FloatRange(5, 24 * 3600), default=180.0, show_default=True,
               help="Time budget for the timing (writing the file comes on top).")
 @click.option("--memory-fraction", type=click.FloatRange(0.05, 0.95), default=0.5, show_default=True,

@@ -2,7 +2,7 @@
 
 The architecture is written as a GGUF with random weights (advisor/probe/gguf_synth.py) and timed by
 llama.cpp itself in a child process (advisor/probe/llamacpp_worker.py): prefill of the prompt in n_batch
-chunks, as llama-bench's pp test, and single-token decode steps after it, as its tg test. A model whose
+chunks, as llama-bench's pp test, and single-token decode steps after it (llama-bench's tg starts empty). A model whose
 file would exceed FULL_DEPTH_MAX_BYTES is written twice, at SHALLOW and DEEP layers, and the difference
 gives the cost of one layer (the embedding lookup, the LM head and the fixed costs stay in the shallow
 figure), extrapolated to the model's depth, as the torch architecture probe does.
