@@ -220,3 +220,41 @@ def test_a_cached_measurement_says_how_it_was_taken(tmp_path, monkeypatch):
     hit, note = le.lookup(entry, "q8_0", prompt=256, batch=1)
     assert hit is not None and "extrapolated" in note and "plain CPU buffers" in note and "synthetic" in note
     assert le.lookup(entry, "q8_0", prompt=256, batch=4) == (None, None)     # batch 1 only
+
+
+def test_sigterm_kills_the_engine_child_and_removes_the_synthetic_file(tmp_path):
+    import os
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    slow = tmp_path / "slow_engine.py"
+    slow.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    work = tmp_path / "tmp"
+    work.mkdir()
+    parent = textwrap.dedent(f"""
+        import sys
+        from advisor.catalog.schema import Architecture
+        from advisor.probe import llamacpp_engine as le
+        arch = Architecture(model_type="llama", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=160, vocab_size=96)
+        le.probe_engine(arch, "q8_0", model_id="tiny", threads=1, prompt=8, steps=2, budget_s=60,
+                        command=[sys.executable, {str(slow)!r}])
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", parent], env={**os.environ, "TMPDIR": str(work)})
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pid_file.exists(), "the fake engine never started"
+    child = int(pid_file.read_text())
+    assert list(work.glob("advisor-gguf-*/synthetic-*.gguf"))          # the file exists while it runs
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    time.sleep(0.2)
+    assert not list(work.glob("advisor-gguf-*"))                        # removed with its folder
+    try:
+        os.kill(child, 0)
+        alive = True
+    except ProcessLookupError:
+        alive = False
+    assert not alive, "the engine child outlived the probe"

@@ -82,6 +82,11 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
                                                        prompt=prompt_tokens, steps=new_tokens, budget_s=budget_s,
                                                        memory_fraction=memory_fraction)
         except le.EngineProbeRefused as exc:
+            if as_json:
+                from advisor.cli.common import print_json
+
+                print_json({"schema_version": 1, "model": entry.id, "format": fmt, "runtime": "llama.cpp",
+                            "measurement": None, "not_measured": str(exc)})
             info(f"not measured: {exc}")
             return 1
         if le.trusted(measurement):

@@ -15,12 +15,14 @@ if that crashes, once more with plain CPU buffers, and says so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -233,6 +235,24 @@ def lookup(entry, fmt: str, *, prompt: int, batch: int) -> tuple[LatencyMeasurem
                  f"synthetic weights{'; ' + '; '.join(how) if how else ''})")
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a CI job cancelled, `kill`) unwinds like Ctrl-C: subprocess.run kills the llama.cpp child
+    and the temporary folder with its GB-sized GGUF is removed, instead of both being left behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _busy(when: str) -> list[str]:
     """A note when other tasks waited for a CPU (Linux PSI avg10 above 40%). The load average cannot tell:
     it counts the probe's own llama.cpp threads, which use every core."""
@@ -278,7 +298,7 @@ def probe_engine(arch: Architecture, fmt: str, *, model_id: str, threads: int, p
     timings: list[DepthTiming] = []
     per_depth = budget_s / len(depths)
     try:
-        with tempfile.TemporaryDirectory(prefix="advisor-gguf-") as work:
+        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="advisor-gguf-") as work:
             for i, layers in enumerate(depths):
                 if progress:
                     progress(f"{layers} layer(s) under llama.cpp", i / len(depths))
