@@ -23,6 +23,9 @@ import statistics
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from serving_accuracy import pct  # noqa: E402  (the same linear-interpolation percentile)
+
 RECORD = Path(__file__).parent / "data" / "llamacpp-local-measured.json"
 PLANS = {
     "quick": [("qwen2.5-0.5b", "q4_0", None), ("llama-3.2-1b", "q4_0", None)],
@@ -31,13 +34,6 @@ PLANS = {
              ("llama-3.2-1b", "q4_0", 1), ("qwen2.5-0.5b", "q4_k_m", None), ("llama-3.2-1b", "q4_k_m", None),
              ("llama-3.1-8b", "q4_0", None)],
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    vals = sorted(values)
-    k = (len(vals) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(vals) - 1)
-    return vals[lo] + (vals[hi] - vals[lo]) * (k - lo)
 
 
 def cpu_name() -> str:
@@ -62,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import psutil
 
     from advisor.catalog.loader import get_catalog
+    from advisor.probe import gguf_synth
     from advisor.probe import llamacpp_engine as le
 
     why = le.missing()
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         except (le.EngineProbeRefused, ValueError) as exc:
             print(f"{mid} {fmt} t{n_threads}: not measured: {exc}", file=sys.stderr)
             continue
-        catalog_fmt = {"f16": "fp16", "f32": "fp32"}.get(fmt, fmt)
+        catalog_fmt = gguf_synth.GGUF_TO_CATALOG.get(fmt, fmt)
         spec_prefill, spec_decode = spec_figures(cat, entry, catalog_fmt, args.prompt, args.steps, n_threads)
         row = {"id": f"local-{mid}-{fmt}-t{n_threads}-p{args.prompt}", "model": mid, "format": fmt,
                "threads": n_threads, "prompt_tokens": args.prompt, "decode_steps": args.steps,

@@ -258,3 +258,14 @@ def test_sigterm_kills_the_engine_child_and_removes_the_synthetic_file(tmp_path)
     except ProcessLookupError:
         alive = False
     assert not alive, "the engine child outlived the probe"
+
+
+def test_a_busy_machine_is_noted_and_its_measurement_not_cached(fake, monkeypatch):
+    from advisor.probe import machine_load
+
+    monkeypatch.setattr(machine_load, "cpu_pressure", lambda path="/proc/pressure/cpu": 75.0)
+    m, _ = le.probe_engine(TINY, "q8_0", model_id="tiny", threads=1, prompt=16, steps=4, budget_s=30, command=fake)
+    assert any("busy before the timing (CPU pressure 75%)" in n for n in m.notes)
+    assert not le.trusted(m)
+    monkeypatch.setattr(machine_load, "cpu_pressure", lambda path="/proc/pressure/cpu": None)   # no PSI here
+    assert le._busy("after") == []

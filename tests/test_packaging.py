@@ -139,6 +139,16 @@ def test_plain_install_probe_says_what_to_install(plain_install, work):
             and r.stderr.strip() == "error: torch is not installed (pip install 'model-advisor[probe]')")
 
 
+def test_plain_install_probe_engine_says_what_to_install(plain_install, work):
+    # the lazily loaded command imports its module only when run: this is where an import bug would show
+    r = plain_install.advisor("probe-engine", "qwen2.5-0.5b", "--format", "q4_k_m", cwd=work)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("error: the llama.cpp engine probe needs llama-cpp-python and gguf: "
+                                       "pip install 'model-advisor[engine]'"), r.stderr
+    r = plain_install.advisor("--help", cwd=work)
+    assert "probe-engine" in r.stdout
+
+
 def test_plain_install_check_named_target_writes_junit_and_no_mlflow_files(plain_install, work):
     junit = work / "junit.xml"
     started = time.monotonic()

@@ -64,7 +64,7 @@ def probe_engine(model, fmt, threads, prompt_tokens, new_tokens, budget_s, memor
     except ValueError as exc:              # UnsupportedArchitecture included
         raise UsageError(str(exc)) from None
     threads = threads or psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
-    catalog_fmt = {"f16": "fp16", "f32": "fp32"}.get(fmt, fmt)
+    catalog_fmt = gguf_synth.GGUF_TO_CATALOG.get(fmt, fmt)
     t0 = time.perf_counter()
     hit = None if refresh else le.cached(entry.arch, fmt, model_id=entry.id, threads=threads, prompt=prompt_tokens,
                                           steps=new_tokens)

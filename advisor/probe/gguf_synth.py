@@ -31,6 +31,9 @@ BLOCKS: dict[str, tuple[int, int, tuple[int, ...], tuple[int, int] | None]] = {
 GGUF_FORMATS: dict[str, str] = {"q4_0": "Q4_0", "q8_0": "Q8_0", "q4_k_m": "Q4_K", "q5_k_m": "Q5_K",
                                 "q6_k": "Q6_K", "f16": "F16", "fp16": "F16", "bf16": "BF16", "f32": "F32",
                                 "fp32": "F32"}
+# The catalog calls 16- and 32-bit floats fp16/fp32; GGUF (and `advisor probe-engine`) f16/f32.
+CATALOG_TO_GGUF = {"fp16": "f16", "fp32": "f32"}
+GGUF_TO_CATALOG = {v: k for k, v in CATALOG_TO_GGUF.items()}
 # llama.cpp's fallback when a row is not whole blocks of a k-quant (llama-quant.cpp, llama_tensor_get_type)
 K_FALLBACK = {"Q4_K": "Q5_0", "Q5_K": "Q5_1", "Q6_K": "Q8_0"}
 SCALE_FP16 = 0.02   # every block's scale: keeps the activations of random weights finite through the layers

@@ -16,6 +16,7 @@ if that crashes, once more with plain CPU buffers, and says so.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 import signal
@@ -179,6 +180,7 @@ def _combined(shallow: list[float], deep: list[float], a: int, b: int, layers: i
 ENGINE_METHOD_VERSION = "llama.cpp-engine-2"   # 2: Q6_K output as llama-quantize, layer sampling, warm-up steps
 
 
+@functools.lru_cache(maxsize=1)
 def engine_version() -> str | None:
     """llama-cpp-python's version from package metadata (reading the cache must not import it)."""
     from importlib import metadata
@@ -218,7 +220,7 @@ def lookup(entry, fmt: str, *, prompt: int, batch: int) -> tuple[LatencyMeasurem
     DEFAULT_STEPS decode steps), and a note: where it came from, or the command that would measure it."""
     import psutil
 
-    gguf_fmt = {"fp16": "f16", "fp32": "f32"}.get(fmt, fmt)
+    gguf_fmt = gguf_synth.CATALOG_TO_GGUF.get(fmt, fmt)
     if gguf_fmt not in gguf_synth.GGUF_FORMATS or engine_version() is None or batch != 1:
         return None, None
     try:
