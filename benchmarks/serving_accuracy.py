@@ -46,16 +46,29 @@ LLAMA_BENCH = (512, 128)  # llama-bench defaults (-p 512 -n 128) for rows whose 
 # `main --no-mmap -ngl 10000 -n 1024 --ignore-eos` on the 'A Tale of Two Cities' prompt, printed as
 # 'prompt eval time = ... / 494 tokens', 'eval time = ... / 1023 runs', 'n_ctx = 512, n_batch = 512'; builds 1671-1691.
 MAIN_DEC2023 = {"prompt": 494, "evals": 1023, "n_ctx": 512, "build": "2023-12"}
+# The Sep-2024 CPU rows (ik_llama.cpp PR #54, mainline as of 2024-09-14) ran before x86 Q4_0 repacking
+MAINLINE_SEP2024 = {"runtime_version": "mainline llama.cpp as of 2024-09-14", "build": "2024-09"}
 # TensorRT-LLM rows (NVIDIA/TensorRT-LLM docs/source/performance.md at 138f96d4, 'Benchmarking per Model'):
 # the Llama2-7b and Llama2-70b engines that both the throughput and the first-token benchmarks run are built
 # with `--enable_fp8 --fp8_kv_cache` ('Running on A100': remove them there), so every FP8 row has an FP8 KV
 # cache, also the throughput rows whose own notes do not repeat it.
-# CPU rows: physical cores the target's peak counts, and the ISA each row's table is labelled with
+# CPU rows: physical cores the target's peak counts, and the ISA its kernels ran: the CPU's own, since
+# llama.cpp compiles for its host by default (GGML_NATIVE ON: -march=native). The tables' labels (Zen4, AVX2,
+# ARM_NEON) name a SIMD path, not always the build: ik_llama.cpp discussion #164 heads its x86 table "AVX2"
+# and says "AVX2/Zen4 performance is on a Ryzen-7950X", and its mainline figures for types that build did
+# not repack equal the same CPU's native-build figures of Sep 2024 (Q5_0 tg128 on 2 threads 5.30 vs 5.22 t/s,
+# ik_llama.cpp PR #55; Q8_0 pp512 on 16 threads 147.92 vs 141.30, PR #54), which an AVX2-only build (no
+# VNNI) would not reach; a 2-thread Q4_0 decode of 11.23 t/s is also 4-5x what AVX2 kernels do per core on
+# a Zen 3 (benchmarks/data/llamacpp-repack-measured.json).
 CPU_CORES = {"cpu-ryzen9-7950x": 16, "cpu-threadripper-pro-5975wx": 32, "cpu-apple-m2-max": 8}
-CPU_ISA = {"Zen4": ("avx2", "avx512f", "avx512_vnni", "avx512vl"),   # Zen 4: AVX-512 with VNNI
-           "AVX2": ("avx2",),
+CPU_ISA = {"cpu-ryzen9-7950x": ("Zen4", ("avx2", "avx512f", "avx512_vnni", "avx512vl")),  # AVX-512 with VNNI
+           "cpu-threadripper-pro-5975wx": ("AVX2", ("avx2",)),                             # Zen 3
            # Apple M2: Armv8.6-A with dotprod and i8mm (LLVM AArch64Processors.td, apple-m2 / apple-a15 features)
-           "ARM_NEON": ("neon", "asimd", "asimddp", "i8mm")}
+           "cpu-apple-m2-max": ("ARM_NEON", ("neon", "asimd", "asimddp", "i8mm"))}
+# --isa-from-table: the reading before 2026-12-01 (the ISA named by the table's heading), kept to compare
+ISA_BY_TABLE_HEADING = {"Zen4": CPU_ISA["cpu-ryzen9-7950x"][1], "AVX2": ("avx2",),
+                        "ARM_NEON": CPU_ISA["cpu-apple-m2-max"][1]}
+ISA_FROM_TABLE = False
 
 MODEL_IDS = [("Llama-2-7b", "bench-llama-2-7b"), ("Llama-2-7B", "bench-llama-2-7b"), ("LLaMA 7B", "bench-llama-2-7b"),
              ("LLaMA 2 7B", "bench-llama-2-7b"), ("Llama-2-13", "bench-llama-2-13b"),
@@ -262,11 +275,17 @@ def build_case(row: dict, cat) -> Case | str:
             pp = p if p else n          # tg8192 row: its pp test is pp8192
             context = (n - 1) / 2
         if row["gpus"] == 0:
+            if str(row.get("runtime_version", "")).startswith(MAINLINE_SEP2024["runtime_version"]):
+                case.build = MAINLINE_SEP2024["build"]
+                case.assumptions.append("Sep-2024 mainline: before x86 Q4_0 runtime repacking (b4282)")
             case.threads = cpu_threads(row)
-            isa = next((k for k in CPU_ISA if k in row["where_in_source"]), None)
-            case.cpu_flags = CPU_ISA.get(isa, ())
+            isa, case.cpu_flags = CPU_ISA.get(target, ("unknown", ()))
+            how = "the CPU's own: a native build"
+            if ISA_FROM_TABLE:
+                isa = next((k for k in ISA_BY_TABLE_HEADING if k in row["where_in_source"]), "unknown")
+                case.cpu_flags, how = ISA_BY_TABLE_HEADING.get(isa, ()), "the table's heading"
             case.assumptions.append(f"CPU threads as stated: prefill {case.threads[0]}, decode {case.threads[1]}; "
-                                    f"ISA {isa or 'unknown'}")
+                                    f"ISA {isa} ({how})")
         if m["decode_tokens_per_s_per_stream"]:
             add("decode", "decode_tokens_per_s_per_stream", lambda: 1e3 / ctx["m"].step_ms(1, context))
         if m["prefill_tokens_per_s"]:
@@ -708,7 +727,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cv", action="store_true",
                     help="leave-one-out cross-validation of the fit over the fit rows (held-out rows unused)")
     ap.add_argument("--runtime", action="append", help="with --cv or --fit: only this runtime (repeatable)")
+    ap.add_argument("--isa-from-table", action="store_true",
+                    help="CPU rows: the ISA their table's heading names (the reading before 2026-12-01), not the CPU's")
     args = ap.parse_args(argv)
+    global ISA_FROM_TABLE
+    ISA_FROM_TABLE = args.isa_from_table
     cat, notes = load()
     cases, skipped = cases_from(cat)
     data = json.loads(PUBLISHED.read_text())

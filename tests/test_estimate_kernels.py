@@ -122,7 +122,10 @@ def test_an_older_build_replaces_its_constants_and_says_so(cat, rt):
 def test_builtin_llama_cpp_lists_its_dec_2023_build_and_generations():
     catalog, problems, _ = load_catalog([], strict=False, include_env=False)
     lcpp = catalog.runtimes["llama.cpp"]
-    assert lcpp.build_ids() == ["2023-12"]
+    assert lcpp.build_ids() == ["2023-12", "2024-09"]
+    # neither older build repacked Q4_0 on x86 CPUs; the default (b4384) does
+    assert lcpp.cpu.repack is not None and "avx2" in lcpp.cpu.repack.requires
+    assert all(lcpp.for_build(b).cpu.repack is None for b in lcpp.build_ids())
     gk = lcpp.gpu_kernels
     assert {gk.generation(t) for t in ("a100-pcie-80gb", "rtx3090-24gb", "rtx4090-24gb", "h100-pcie-80gb")} == \
         {"sm80", "sm86", "sm89", "sm90"}
@@ -142,3 +145,20 @@ def test_build_ids_must_be_unique(rt):
     data["builds"] = data["builds"] * 2
     with pytest.raises(ValidationError, match="build ids must be unique"):
         RuntimeProfile.model_validate(data)
+
+
+def test_llama_cpp_counts_a_local_cpus_flops_as_its_fitted_targets_do():
+    # the CPU efficiencies were fitted on targets whose fp32 peak is cores x clock x 32 (two 256-bit FMA pipes);
+    # a local AVX2+FMA CPU must be counted the same way, or every llama.cpp CPU estimate there is 2x slow
+    import yaml
+
+    from advisor.estimate.device import cpu_peak_tflops
+
+    catalog, problems, _ = load_catalog([], strict=False, include_env=False)
+    lcpp = catalog.runtimes["llama.cpp"]
+    nodes = yaml.safe_load((Path(__file__).resolve().parents[1] / "benchmarks" / "data" /
+                            "hardware-nodes.yaml").read_text())
+    tr = next(t for t in nodes["targets"] if t["id"] == "cpu-threadripper-pro-5975wx")   # 32 Zen 3 cores, 3.6 GHz
+    peak = cpu_peak_tflops(32, 3600, ["avx2", "fma"], lcpp)["fp32"]
+    assert peak == pytest.approx(tr["peak_tflops"]["fp32"], rel=1e-3)
+    assert cpu_peak_tflops(4, 3000, ["avx2"], lcpp)["fp32"] == pytest.approx(0.192)           # AVX2 without FMA: 16

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from advisor.catalog.loader import load_catalog
-from advisor.catalog.runtimes import Sourced, SourcedMap
+from advisor.catalog.runtimes import RepackSpeedup, RuntimeBuild, Sourced, SourcedMap
 from advisor.errors import UsageError
 from advisor.estimate.device import DeviceSpec
 from advisor.estimate.latency import (
@@ -176,6 +176,27 @@ def test_spec_rates_of_cpu_kernels_on_their_threads(cat, kcat):
     assert (plain.tflops, plain.decode_tflops, plain.bandwidth_gbs) == (0.5, None, 50.0)
     with pytest.raises(UsageError, match="the vllm runtime does not run on CPUs"):
         spec_rates(CPU8, cat.formats["bf16"], cat.runtimes["vllm"])
+
+
+def test_a_builds_weight_repacking_multiplies_its_formats_per_thread_rates(kcat):
+    lcpp, f = kcat.runtimes["llama.cpp"], kcat.formats
+    repack = RepackSpeedup(formats=["gguf_kquant"], requires=["avx2"], prefill=sourced(1.5), decode=sourced(3.0))
+    rt = lcpp.model_copy(update={"cpu": lcpp.cpu.model_copy(update={"repack": repack})})
+    r = spec_rates(CPU8, f["q4_k_m"], rt, threads=4, decode_threads=2)
+    # without: prefill 2 x 0.5 x 4/8 = 0.5, decode 2 x 0.5 x 0.5 x 2/8 = 0.125 (the test above);
+    # repacked: prefill x 1.5 = 0.75, decode x 3 = 0.375; the weight read is not changed
+    assert (r.tflops, r.decode_tflops, r.bandwidth_gbs) == (0.75, 0.375, 50.0)
+    # another format, or a CPU without the kernels' ISA: unchanged
+    assert spec_rates(CPU8, f["fp16"], rt).tflops == spec_rates(CPU8, f["fp16"], lcpp).tflops == 0.5
+    neon = dataclasses.replace(CPU8, flags=("asimddp",))
+    assert spec_rates(neon, f["q4_k_m"], rt).tflops == spec_rates(neon, f["q4_k_m"], lcpp).tflops
+    # an older build that predates repacking drops it (its version named), the newer keeps it
+    old = RuntimeBuild(id="pre", version="before repacking", version_source="test value", cpu_repack=False)
+    before = rt.model_copy(update={"builds": [old]}).for_build("pre")
+    assert before.cpu.repack is None and before.version == "before repacking"
+    b = spec_rates(CPU8, f["q4_k_m"], before, threads=4, decode_threads=2)
+    assert (b.tflops, b.decode_tflops) == (0.5, 0.125)
+    assert rt.cpu.repack == repack      # for_build copies; the profile is unchanged
 
 
 def test_calibrated_rates_take_the_probes_and_the_engines_host_path(cat):

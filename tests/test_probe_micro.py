@@ -32,6 +32,28 @@ def test_microprobes_respect_the_budget():
         run_microprobes("cpu", budget=Budget(0.0))
 
 
+def test_a_slow_refinement_dtype_does_not_cost_the_bandwidth_probe(monkeypatch):
+    # On a CPU without bf16 kernels (AMD Zen 3, seen 2026-12-01) one bf16 matmul probe took seconds and the
+    # microprobes then failed "before the bandwidth probe": the required rates must come first
+    from advisor.probe import micro
+
+    clock = [0.0]
+    budget = Budget(10.0, clock=lambda: clock[0])
+    real = micro.matmul_tflops
+
+    def matmul(device, fmt, shape, deadline):
+        if fmt == "bf16":
+            clock[0] += 11.0            # the whole budget and more, in one probe
+            return 0.001
+        return real(device, fmt, shape, deadline)
+
+    monkeypatch.setattr(micro, "matmul_tflops", matmul)
+    r = micro.run_microprobes("cpu", budget=budget, dtypes=["fp32", "bf16", "fp16"])
+    # fp32 and the bandwidth are measured; bf16's matmul is kept, its GEMV and fp16 are skipped
+    assert set(r.matmul_tflops) == {"fp32", "bf16"} and set(r.decode_gbs) == {"fp32"}
+    assert r.bandwidth_gbs > 0 and r.per_layer_overhead_ms is not None
+
+
 def test_microprobes_respect_the_memory_cap(monkeypatch):
     import advisor.probe.safety as safety
     from advisor.probe.micro import run_microprobes

@@ -94,10 +94,29 @@ def test_rows_carry_their_build_threads_and_isa():
     assert cases["xjd-rtx4090-llama3-8b-q4km"].build is None
     zen4 = cases["lcpp-mainline-ryzen7950x-llama31-8b-q4_0"]
     assert zen4.threads == (16, 4) and "avx512_vnni" in zen4.cpu_flags
+    # the Sep-2024 CPU rows predate x86 Q4_0 repacking (their build drops it); the Dec-2024 rows (b4384) do not
+    assert zen4.build == cases["lcpp-mainline-ryzen5975wx-llama31-8b-q4_0"].build == "2024-09"
+    dec2024 = cases["lcpp-mainline-ryzen7950x-llama31-8b-q4_0-dec2024"]
+    assert dec2024.build is None
+    # the ISA is the CPU's (a native build), whatever the source's table is headed: the Ryzen 7950X's "AVX2"
+    # table of Dec 2024 ran with AVX-512 VNNI like its "Zen4" one of Sep 2024; the Zen 3 Threadripper has AVX2
+    assert dec2024.threads == (16, 2) and dec2024.cpu_flags == zen4.cpu_flags
+    assert cases["lcpp-mainline-ryzen5975wx-llama31-8b-q4_0"].cpu_flags == ("avx2",)
+    assert cases["lcpp-mainline-m2max-cpu-llama31-8b-q4_0"].build is None
     assert cases["lcpp-mainline-m2max-cpu-llama31-8b-q4_0"].cpu_flags[-1] == "i8mm"
     # hardware.yaml now holds every GPU's node data: the overlay only adds the three CPU targets
     overlay = next(n for n in notes if "hardware-nodes.yaml" in n)
     assert "rtx" not in overlay and "h100" not in overlay and overlay.count("cpu-") == 3
+
+
+def test_the_earlier_isa_reading_is_kept_to_compare(monkeypatch):
+    # --isa-from-table: the heading names the ISA ("AVX2" for the Dec-2024 7950X table), as before 2026-12-01
+    monkeypatch.setattr(bench, "ISA_FROM_TABLE", True)
+    cat, _ = bench.load()
+    cases = {c.row["id"]: c for c in bench.cases_from(cat)[0]}
+    dec2024 = cases["lcpp-mainline-ryzen7950x-llama31-8b-q4_0-dec2024"]
+    assert dec2024.cpu_flags == ("avx2",) and any("the table's heading" in a for a in dec2024.assumptions)
+    assert "avx512_vnni" in cases["lcpp-mainline-ryzen7950x-llama31-8b-q4_0"].cpu_flags     # headed "Zen4"
 
 
 def test_leave_one_out_refits_without_the_row_and_never_touches_held_out_rows():

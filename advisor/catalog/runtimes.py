@@ -116,6 +116,18 @@ class Scheduler(_Strict):
     source: str = Field(min_length=8)
 
 
+class RepackSpeedup(_Strict):
+    """llama.cpp's runtime repacking of some quant types into row-interleaved blocks (ggml-cpu repack /
+    'CPU_AARCH64' buffers): on a CPU with one of `requires` flags, the per-thread rates of the `formats`
+    (kernel keys) multiply by `prefill` (GEMM) and `decode` (batch-1 vec_dot), measured against the same
+    build without repacking."""
+
+    formats: list[str] = Field(min_length=1)
+    requires: list[str] = Field(min_length=1)
+    prefill: Sourced
+    decode: Sourced
+
+
 class CpuSpec(_Strict):
     """Rough figures for CPU devices (local CPUs, CPU targets without published peaks).
 
@@ -132,6 +144,7 @@ class CpuSpec(_Strict):
     matmul_efficiency: SourcedMap             # kernel key -> fraction of the CPU's rough fp32 (or int8) peak
     int8_speedup: SourcedMap | None = None    # ISA flag -> int8 dot-product MACs over fp32 FMA MACs per cycle
     decode_compute_fraction: Sourced | None = None  # batch-1 decode's per-thread rate / the prefill's
+    repack: RepackSpeedup | None = None       # runtime weight repacking (None: the build has none)
 
 
 class GpuKernels(_Strict):
@@ -173,6 +186,7 @@ class RuntimeBuild(_Strict):
     prefill_overhead_ms: Sourced | None = None
     prefill_per_layer_overhead_ms: Sourced | None = None
     ttft_floor_ms: Sourced | None = None
+    cpu_repack: Literal[False] | None = None   # False: this build does not repack weights on CPUs
 
 
 class RuntimeProfile(_Strict):
@@ -241,7 +255,10 @@ class RuntimeProfile(_Strict):
         """This profile with an older build's constants (`llama.cpp@2023-12`); its version says which."""
         for b in self.builds:
             if b.id == build_id:
-                changed = {k: v for k, v in b if k not in ("id", "version", "version_source") and v is not None}
+                changed = {k: v for k, v in b if k not in ("id", "version", "version_source", "cpu_repack")
+                           and v is not None}
+                if b.cpu_repack is False and self.cpu is not None:
+                    changed["cpu"] = self.cpu.model_copy(update={"repack": None})
                 return self.model_copy(update={**changed, "version": b.version, "version_source": b.version_source,
                                                "builds": []})
         raise KeyError(build_id)

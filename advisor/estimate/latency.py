@@ -11,7 +11,8 @@ Engines with their own kernels (a runtime's `gpu_kernels`, llama.cpp's CUDA back
               per ubatch max(FLOPs / FP16-accumulate rate, FP16 weight read) + (dequantisation + f32 activation
               + attention-score bytes) / bandwidth + host; their rates and decode layer cost follow the GPU's
               compute capability. CPU runtimes with per-thread decode kernels take max(weight read, FLOPs on
-              the decode threads) per step; GGUF weights multiply at the ISA's int8 rate.
+              the decode threads) per step; GGUF weights multiply at the ISA's int8 rate, and a build that
+              repacks a format's weights (llama.cpp's Q4_0 on AVX2) multiplies its per-thread rates.
 TTFT        = the runtime's request floor + waiting for a step + prefill; then serving.py turns steps and
               prefills into per-stream time per output token, end-to-end and throughput at a concurrency.
 Rates come from datasheet peaks x runtime efficiencies (spec), probe rates (calibrated), or a timed probe.
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from advisor.catalog.params import param_breakdown
-from advisor.catalog.runtimes import RuntimeProfile
+from advisor.catalog.runtimes import RepackSpeedup, RuntimeProfile
 from advisor.catalog.schema import Architecture, FormatSpec
 from advisor.errors import UsageError
 from advisor.estimate import serving
@@ -69,6 +70,14 @@ def _cpu_thread_share(device: DeviceSpec, threads: int | None) -> float:
     return min(1.0, threads / device.cores)
 
 
+def _repack_speedup(repack: RepackSpeedup | None, fmt: FormatSpec, flags: tuple[str, ...]) -> tuple[float, float]:
+    """(prefill, decode) rate multipliers of a build's runtime weight repacking; (1, 1) where it does not
+    apply (no repacking in the build, another format, a CPU without the kernels' ISA)."""
+    if repack is None or fmt.kernel_key not in repack.formats or not set(repack.requires) & set(flags):
+        return 1.0, 1.0
+    return repack.prefill.value, repack.decode.value
+
+
 def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile, *, threads: int | None = None,
                decode_threads: int | None = None) -> Rates:
     """Datasheet peaks x the runtime's efficiencies. `threads` / `decode_threads`: the CPU threads of the
@@ -107,8 +116,10 @@ def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile, *, 
             flags = set(device.flags)
             peak *= max([v for f, v in table.values.items() if f in flags and f != "default"],
                         default=table.get(None, 1.0))
+        pre_x, dec_x = _repack_speedup(cpu.repack, fmt, device.flags)
+        mm *= pre_x
         if peak and cpu.decode_compute_fraction is not None:
-            decode_tflops = (peak * mm * cpu.decode_compute_fraction.value
+            decode_tflops = (peak * mm / pre_x * dec_x * cpu.decode_compute_fraction.value
                              * _cpu_thread_share(device, decode_threads))
         peak = (peak or 0.0) * _cpu_thread_share(device, threads)
     return Rates(tflops=(peak or 0.0) * mm, compute_known=bool(peak), bandwidth_gbs=device.bandwidth_gbs * bw,

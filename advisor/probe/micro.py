@@ -144,27 +144,35 @@ def run_microprobes(device: str, *, budget: Budget, dtypes: list[str] | None = N
             raise DoesNotFit(f"less than {3 * 8} MB of the allowed memory is free on {device}")
     rates: dict[str, float] = {}
     decode: dict[str, float] = {}
+
+    def dtype_rates(fmt: str, at: float) -> None:
+        budget.check(f"the {fmt} matmul probe")
+        report(progress, f"microprobe: {fmt} matmul", at)
+        shape = CUDA_GEMM if cuda else (CPU_GEMM if fmt == "fp32" else CPU_GEMM_HALF)
+        rates[fmt] = matmul_tflops(device, fmt, shape, deadline)
+        if not budget.exhausted():
+            decode[fmt] = gemv_gbs(device, fmt, CUDA_GEMV_SHAPE if cuda else GEMV_SHAPE, deadline)
+
     try:
         report(progress, "microprobe: step overhead", 0.0)
         budget.check("the microprobes")
         step = step_overhead_ms(device, deadline)
-        for i, fmt in enumerate(dtypes):
-            if i > 0 and budget.exhausted():
-                break  # the first dtype is required; later ones only refine (their formats stay uncalibrated)
-            budget.check(f"the {fmt} matmul probe")
-            report(progress, f"microprobe: {fmt} matmul", 0.1 + 0.5 * i / len(dtypes))
-            shape = CUDA_GEMM if cuda else (CPU_GEMM if fmt == "fp32" else CPU_GEMM_HALF)
-            rates[fmt] = matmul_tflops(device, fmt, shape, deadline)
-            if budget.exhausted():
-                break
-            decode[fmt] = gemv_gbs(device, fmt, CUDA_GEMV_SHAPE if cuda else GEMV_SHAPE, deadline)
+        # What every estimate needs comes first (the first dtype, the copy bandwidth); the other dtypes only
+        # refine and take what is left: on a CPU without bf16 kernels one bf16 matmul probe can take seconds,
+        # and it must not leave the bandwidth probe without budget.
+        first, *refinements = dtypes
+        dtype_rates(first, 0.1)
         budget.check("the bandwidth probe")
-        report(progress, "microprobe: memory bandwidth", 0.6)
+        report(progress, "microprobe: memory bandwidth", 0.3)
         bw = copy_gbs(device, copy_bytes, deadline)
         per_layer = None
         if not budget.exhausted():
-            report(progress, "microprobe: per-layer overhead", 0.8)
+            report(progress, "microprobe: per-layer overhead", 0.4)
             per_layer = per_layer_overhead_ms(device, deadline)
+        for i, fmt in enumerate(refinements):
+            if budget.exhausted():
+                break  # later dtypes only refine: their formats stay uncalibrated
+            dtype_rates(fmt, 0.5 + 0.5 * i / len(refinements))
         sync(device)
     except Exception as exc:
         if is_oom(exc):
