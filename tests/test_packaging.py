@@ -133,6 +133,23 @@ def test_plain_install_estimate(plain_install, work):
     assert json.loads(r.stdout)["memory"]["basis"] == "spec"
 
 
+def test_plain_install_models_llama_cpp_q4_0_repacking_on_an_avx2_cpu(plain_install, work):
+    # the installed console script: the default llama.cpp build repacks Q4_0 on AVX2 (decode FLOPs x 1.09,
+    # catalog/runtimes.yaml cpu.repack); llama.cpp@2024-09 predates it and names itself
+    fixture = {"ADVISOR_HARDWARE_FIXTURE": str(REPO / "tests" / "fixtures" / "hardware" / "cpu-16gb.json")}
+    out = {}
+    for rt in ("llama.cpp", "llama.cpp@2024-09"):
+        r = plain_install.advisor("estimate", "llama-3.2-1b", "--target", "local", "--runtime", rt, "--format",
+                                  "q4_0", "--no-probe", "--json", cwd=work, env=fixture)
+        assert r.returncode == 0, r.stderr
+        out[rt] = json.loads(r.stdout)
+    new, old = out["llama.cpp"], out["llama.cpp@2024-09"]
+    assert "no runtime repacking" in old["runtime_version"] and "Q4_0 repacked" in new["runtime_version"]
+    ratio = old["latency"]["terms"]["decode_compute_ms"] / new["latency"]["terms"]["decode_compute_ms"]
+    assert ratio == pytest.approx(1.09, rel=1e-6)
+    assert new["latency"]["prefill_ms"] < old["latency"]["prefill_ms"]
+
+
 def test_plain_install_probe_says_what_to_install(plain_install, work):
     r = plain_install.advisor("probe", "qwen2.5-0.5b", cwd=work)
     assert (r.returncode == 2

@@ -117,10 +117,10 @@ def spec_rates(device: DeviceSpec, fmt: FormatSpec, runtime: RuntimeProfile, *, 
             peak *= max([v for f, v in table.values.items() if f in flags and f != "default"],
                         default=table.get(None, 1.0))
         pre_x, dec_x = _repack_speedup(cpu.repack, fmt, device.flags)
-        mm *= pre_x
         if peak and cpu.decode_compute_fraction is not None:
-            decode_tflops = (peak * mm / pre_x * dec_x * cpu.decode_compute_fraction.value
+            decode_tflops = (peak * mm * dec_x * cpu.decode_compute_fraction.value
                              * _cpu_thread_share(device, decode_threads))
+        mm *= pre_x
         peak = (peak or 0.0) * _cpu_thread_share(device, threads)
     return Rates(tflops=(peak or 0.0) * mm, compute_known=bool(peak), bandwidth_gbs=device.bandwidth_gbs * bw,
                  kv_bandwidth_gbs=device.bandwidth_gbs * kv, step_overhead_ms=runtime.step_overhead_ms.value,
